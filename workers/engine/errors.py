@@ -1,0 +1,14 @@
+"""The one error type the engine raises for bad input: it names the file, the field and the expectation."""
+
+from __future__ import annotations
+
+
+class EngineInputError(ValueError):
+    """Bad input: `file` and `field` say where, the message says what was expected."""
+
+    def __init__(self, message: str, *, file: str = "", field: str = "", code: str = "invalid") -> None:
+        self.file = file
+        self.field = field
+        self.code = code
+        where = ": ".join(part for part in (file, field) if part)
+        super().__init__(f"{where}: {message}" if where else message)

@@ -1,0 +1,54 @@
+"""Users with a role, and personal API tokens stored only as their sha256."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    USER = "user", "User"
+    TRUSTED = "trusted", "Trusted uploader"
+    MODERATOR = "moderator", "Moderator"
+    ADMIN = "admin", "Admin"
+
+
+class User(AbstractUser):
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
+    bio = models.TextField(blank=True)
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.is_superuser or self.role in {Role.MODERATOR, Role.ADMIN}
+
+    @property
+    def is_trusted(self) -> bool:
+        return self.is_moderator or self.role == Role.TRUSTED
+
+
+class TokenScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Read and write"
+
+
+class ApiToken(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.READ)
+    # The first characters of the token, shown in lists so people can tell tokens apart.
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user.username}:{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,0 +1,56 @@
+"""Every API error is JSON: {"error": {"code": <stable code>, "message": <for humans>, "details": ...}}."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiError(exceptions.APIException):
+    """Raise from views and services' callers with a stable code."""
+
+    def __init__(self, code: str, message: str, *, status_code: int = 400, details: object = None) -> None:
+        super().__init__(detail=message, code=code)
+        self.status_code = status_code
+        self.error_code = code
+        self.details = details
+
+
+def _flatten(detail: object) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(v) for v in detail)
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = ApiError("not_found", str(exc) or "not found", status_code=404)
+    elif isinstance(exc, PermissionDenied):
+        exc = ApiError("permission_denied", str(exc) or "permission denied", status_code=403)
+    elif isinstance(exc, ValidationError):
+        exc = ApiError("invalid", "; ".join(exc.messages), status_code=400)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ApiError):
+        code, details = exc.error_code, exc.details
+    elif isinstance(exc, exceptions.ValidationError):
+        code, details = "invalid", exc.detail
+    else:
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        code, details = (codes if isinstance(codes, str) else "error"), None
+    message = _flatten(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
+    body = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    response.data = body
+    return response
+
+
+def error_response(code: str, message: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"error": {"code": code, "message": message}}, status=status_code)

@@ -1,0 +1,37 @@
+"""/api/v1/: every app's API views, one namespace."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from hub.accounts import api as accounts_api
+from hub.catalog import api as catalog_api
+
+app_name = "api"
+
+REPO = "<str:owner>/<str:name>"
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("auth/tokens", accounts_api.TokenListCreate.as_view(), name="tokens"),
+    path("auth/tokens/<int:token_id>", accounts_api.TokenRevoke.as_view(), name="token-revoke"),
+    path("users", catalog_api.UserList.as_view(), name="user-list"),
+    path("users/<str:username>", catalog_api.UserDetail.as_view(), name="user-detail"),
+    path("base-models", catalog_api.BaseModelList.as_view(), name="base-model-list"),
+    path("base-models/<str:owner>/<str:name>", catalog_api.BaseModelDetail.as_view(), name="base-model-detail"),
+    path("base-models/<str:owner>/<str:name>/files/<path:path>", catalog_api.BaseModelFileDownload.as_view(),
+         name="base-model-file"),
+]
+for kind in ("adapter", "dataset"):
+    k = {"kind": kind}
+    urlpatterns += [
+        path(f"{kind}s", catalog_api.RepositoryList.as_view(), k, name=f"{kind}-list"),
+        path(f"{kind}s/{REPO}", catalog_api.RepositoryDetail.as_view(), k, name=f"{kind}-detail"),
+        path(f"{kind}s/{REPO}/versions", catalog_api.VersionList.as_view(), k, name=f"{kind}-versions"),
+        path(f"{kind}s/{REPO}/versions/<int:number>", catalog_api.VersionDetail.as_view(), k,
+             name=f"{kind}-version"),
+        path(f"{kind}s/{REPO}/versions/<int:number>/files", catalog_api.VersionFileList.as_view(), k,
+             name=f"{kind}-files"),
+        path(f"{kind}s/{REPO}/versions/<int:number>/files/<path:path>", catalog_api.VersionFileDownload.as_view(),
+             k, name=f"{kind}-file"),
+    ]

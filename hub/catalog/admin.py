@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from hub.catalog.models import BaseModel, Blob, Repository, Tag, Version
+
+
+@admin.register(BaseModel)
+class BaseModelAdmin(admin.ModelAdmin):
+    list_display = ("name", "architecture", "parameter_count", "license", "created_at")
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ("kind", "owner", "name", "downloads", "created_at")
+    list_filter = ("kind",)
+    search_fields = ("name", "owner__username")
+
+
+@admin.register(Version)
+class VersionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "state", "created_at", "published_at")
+    list_filter = ("state",)
+    # Published versions are immutable: state changes go through services (and the moderation queue).
+    readonly_fields = ("repository", "number", "commit_sha", "card_text", "card", "validation_report", "stats")
+
+
+admin.site.register(Blob)
+admin.site.register(Tag)

@@ -1,0 +1,233 @@
+"""REST API v1 for the catalog: thin views over selectors, explicit output serializers."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hub.accounts.models import User
+from hub.accounts.selectors import users_active
+from hub.catalog import selectors
+from hub.catalog.downloads import serve_blob
+from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionFile, VersionState
+from hub.catalog.services import version_record_download
+
+
+def primary_file(version: Version) -> str:
+    """The file whose download counts as a download of the version."""
+    paths = [f.path for f in version.files.all()]
+    if version.repository.kind == RepoKind.ADAPTER:
+        return "adapter_model.safetensors"
+    data = sorted(p for p in paths if p.endswith((".jsonl", ".csv")))
+    return data[0] if data else ""
+
+
+class FileOut(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class BaseModelOut(serializers.ModelSerializer):
+    files = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BaseModel
+        fields = ["name", "architecture", "parameter_count", "license", "description", "module_shapes",
+                  "files", "created_at", "url"]
+
+    def get_files(self, obj: BaseModel) -> list[dict]:
+        return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files.all()]
+
+    def get_url(self, obj: BaseModel) -> str:
+        owner, name = obj.owner_name
+        return reverse("api:base-model-detail", kwargs={"owner": owner, "name": name})
+
+
+class VersionOut(serializers.ModelSerializer):
+    files = serializers.SerializerMethodField()
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    created_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    lineage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Version
+        fields = ["number", "state", "state_reason", "commit_sha", "license", "task", "tags", "card", "card_text",
+                  "base_model", "lineage", "stats", "validation_report", "downloads", "created_by", "created_at",
+                  "published_at", "files"]
+
+    def get_files(self, obj: Version) -> list[dict]:
+        return FileOut([{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files.all()],
+                       many=True).data
+
+    def get_lineage(self, obj: Version) -> dict:
+        return {
+            "base_model": obj.base_model.name if obj.base_model else None,
+            "training_datasets": [d.full_name for d in obj.training_datasets.all()],
+            "parents": [str(v) for v in obj.parent_versions.all()],
+        }
+
+
+class RepositoryOut(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(read_only=True, slug_field="username")
+    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    full_name = serializers.CharField(read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Repository
+        fields = ["kind", "full_name", "owner", "name", "summary", "base_model", "downloads", "score",
+                  "created_at", "updated_at", "url"]
+
+    def get_url(self, obj: Repository) -> str:
+        return reverse(f"api:{obj.kind}-detail", kwargs={"owner": obj.owner.username, "name": obj.name})
+
+
+class RepositoryDetailOut(RepositoryOut):
+    versions = serializers.SerializerMethodField()
+
+    class Meta(RepositoryOut.Meta):
+        fields = [*RepositoryOut.Meta.fields, "versions"]
+
+    def get_versions(self, obj: Repository) -> list[dict]:
+        versions = selectors.versions_of(self.context["request"].user, obj)
+        return [{"number": v.number, "state": v.state, "created_at": v.created_at, "commit_sha": v.commit_sha}
+                for v in versions]
+
+
+class UserOut(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["username", "role", "bio", "date_joined"]
+
+
+class BaseModelList(generics.ListAPIView):
+    serializer_class = BaseModelOut
+    cursor_ordering = ("name",)
+
+    def get_queryset(self):
+        return selectors.base_models_all()
+
+
+class BaseModelDetail(APIView):
+    @extend_schema(responses=BaseModelOut)
+    def get(self, request: Request, owner: str, name: str) -> Response:
+        return Response(BaseModelOut(selectors.base_model_get(f"{owner}/{name}")).data)
+
+
+class BaseModelFileDownload(APIView):
+    @extend_schema(responses={200: bytes, 206: bytes})
+    def get(self, request: Request, owner: str, name: str, path: str):
+        base = selectors.base_model_get(f"{owner}/{name}")
+        file = next((f for f in base.files.all() if f.path == path), None)
+        if file is None:
+            from django.http import Http404
+
+            raise Http404(f"{path} is not a file of base model {base.name}")
+        return serve_blob(request._request, sha256=file.blob.sha256, size=file.blob.size, filename=path)
+
+
+FILTER_PARAMS = [
+    OpenApiParameter(name, str, description=desc)
+    for name, desc in [
+        ("base_model", "base model name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct"),
+        ("tag", "a tag on any visible version"),
+        ("task", "the task declared in a card"),
+        ("owner", "owner username"),
+        ("license", "SPDX id"),
+        ("state", "version state (owners and moderators see non-published states)"),
+        ("search", "full-text search over name, summary and card"),
+        ("ordering", "newest | downloads | score | name"),
+    ]
+]
+
+
+class RepositoryList(generics.ListAPIView):
+    serializer_class = RepositoryOut
+
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        return (selectors.ORDERINGS.get(request.query_params.get("ordering", "newest"), "-created_at"), "-pk")
+
+    def get_queryset(self):
+        params = self.request.query_params
+        filters = selectors.RepositoryFilters(**{
+            f: params.get(f, "") for f in selectors.RepositoryFilters.__dataclass_fields__
+        })
+        if filters.state and filters.state not in VersionState.values:
+            from hub.api.errors import ApiError
+
+            raise ApiError("invalid_filter", f"state must be one of {', '.join(VersionState.values)}")
+        return selectors.repositories_visible(self.request.user, self.kwargs["kind"], filters)
+
+    @extend_schema(parameters=FILTER_PARAMS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class RepositoryDetail(APIView):
+    @extend_schema(responses=RepositoryDetailOut)
+    def get(self, request: Request, kind: str, owner: str, name: str) -> Response:
+        repo = selectors.repository_get_visible(request.user, kind, owner, name)
+        return Response(RepositoryDetailOut(repo, context={"request": request}).data)
+
+
+class VersionList(generics.ListAPIView):
+    serializer_class = VersionOut
+    cursor_ordering = ("-number",)
+
+    def get_queryset(self):
+        repo = selectors.repository_get_visible(self.request.user, self.kwargs["kind"], self.kwargs["owner"],
+                                                self.kwargs["name"])
+        return selectors.versions_of(self.request.user, repo)
+
+
+class VersionDetail(APIView):
+    @extend_schema(responses=VersionOut)
+    def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
+        repo = selectors.repository_get_visible(request.user, kind, owner, name)
+        return Response(VersionOut(selectors.version_get_visible(request.user, repo, number)).data)
+
+
+class VersionFileList(APIView):
+    @extend_schema(responses=FileOut(many=True))
+    def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
+        repo = selectors.repository_get_visible(request.user, kind, owner, name)
+        version = selectors.version_get_visible(request.user, repo, number)
+        return Response(VersionOut(version).data["files"])
+
+
+def serve_version_file(request, version: Version, file: VersionFile):
+    """Download one file of a version; shared by the catalog API and the pages."""
+    on_download = (lambda: version_record_download(version=version)) if file.path == primary_file(version) else None
+    return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=file.path.rsplit("/", 1)[-1],
+                      on_download=on_download)
+
+
+class VersionFileDownload(APIView):
+    @extend_schema(responses={200: bytes, 206: bytes, 416: None})
+    def get(self, request: Request, kind: str, owner: str, name: str, number: int, path: str):
+        repo = selectors.repository_get_visible(request.user, kind, owner, name)
+        version = selectors.version_get_visible(request.user, repo, number)
+        return serve_version_file(request._request, version, selectors.version_file_get(version, path))
+
+
+class UserList(generics.ListAPIView):
+    serializer_class = UserOut
+    cursor_ordering = ("username",)
+
+    def get_queryset(self):
+        return users_active()
+
+
+class UserDetail(APIView):
+    @extend_schema(responses=UserOut)
+    def get(self, request: Request, username: str) -> Response:
+        from django.shortcuts import get_object_or_404
+
+        return Response(UserOut(get_object_or_404(users_active(), username=username)).data)

@@ -1,0 +1,295 @@
+"""The content-addressed blob store: every file is stored once, under its sha256.
+
+Writes are atomic (a temporary object, the hash verified, then committed under its address),
+streamed in chunks, and reads take byte ranges. Two backends share one interface: the local
+filesystem (the embedded default) and S3 through boto3 (any S3-protocol server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+CHUNK_BYTES = 1 << 20
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobNotFound(FileNotFoundError):
+    pass
+
+
+class BlobIntegrityError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    size: int
+
+
+def _check_address(sha256: str) -> str:
+    if not SHA256_RE.match(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return sha256
+
+
+def _spool(stream: BinaryIO, into: BinaryIO) -> StoredBlob:
+    digest, size = hashlib.sha256(), 0
+    for chunk in iter(lambda: stream.read(CHUNK_BYTES), b""):
+        digest.update(chunk)
+        into.write(chunk)
+        size += len(chunk)
+    return StoredBlob(digest.hexdigest(), size)
+
+
+class BlobStore(Protocol):
+    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob: ...
+    def exists(self, sha256: str) -> bool: ...
+    def size(self, sha256: str) -> int: ...
+    def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+    def local_path(self, sha256: str) -> Path: ...
+    def download_url(self, sha256: str, filename: str) -> str | None: ...
+
+
+class BlobStoreBase:
+    """What both backends share: put from a path, verify an expected hash."""
+
+    def put_file(self, path: Path | str, *, expected_sha256: str | None = None) -> StoredBlob:
+        with open(path, "rb") as handle:
+            return self.put_stream(handle, expected_sha256=expected_sha256)
+
+    @staticmethod
+    def _verify(blob: StoredBlob, expected_sha256: str | None) -> None:
+        if expected_sha256 is not None and blob.sha256 != expected_sha256.lower():
+            raise BlobIntegrityError(f"content hashes to {blob.sha256}, expected {expected_sha256}")
+
+
+class FileBlobStore(BlobStoreBase):
+    """Blobs under root/ab/cd/<sha256>; temporary files in root/tmp on the same filesystem."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def _path(self, sha256: str) -> Path:
+        sha256 = _check_address(sha256)
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                blob = _spool(stream, out)
+                out.flush()
+                os.fsync(out.fileno())
+            self._verify(blob, expected_sha256)
+            final = self._path(blob.sha256)
+            if final.exists():
+                os.unlink(tmp)  # identical content is stored once
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, final)
+            return blob
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        try:
+            return self._path(sha256).stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+
+    def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Yield bytes [start, end] inclusive (end None: to the end of the blob)."""
+        path = self._path(sha256)
+        if not path.is_file():
+            raise BlobNotFound(sha256)
+        return self._iter_file(path, start, end)
+
+    @staticmethod
+    def _iter_file(path: Path, start: int, end: int | None) -> Iterator[bytes]:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                chunk = handle.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def local_path(self, sha256: str) -> Path:
+        path = self._path(sha256)
+        if not path.is_file():
+            raise BlobNotFound(sha256)
+        return path
+
+    def download_url(self, sha256: str, filename: str) -> str | None:
+        return None
+
+
+class S3BlobStore(BlobStoreBase):
+    """Blobs at s3://bucket/prefix/ab/cd/<sha256>; uploads go to prefix/tmp/ then are copied into place."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        cache_dir: Path | str,
+        presign: bool = False,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.presign = presign
+        self.cache_dir = Path(cache_dir)
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=Config(retries={"max_attempts": 5, "mode": "standard"})
+        )
+
+    def _key(self, sha256: str) -> str:
+        sha256 = _check_address(sha256)
+        return "/".join(p for p in (self.prefix, sha256[:2], sha256[2:4], sha256) if p)
+
+    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
+        # Spool to local disk while hashing: the address must be known before the object is
+        # committed, and a retried multipart upload needs a seekable source.
+        with tempfile.TemporaryFile() as spool:
+            blob = _spool(stream, spool)
+            self._verify(blob, expected_sha256)
+            if self.exists(blob.sha256):
+                return blob
+            tmp_key = "/".join(p for p in (self.prefix, "tmp", uuid.uuid4().hex) if p)
+            spool.seek(0)
+            self.client.upload_fileobj(spool, self.bucket, tmp_key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=tmp_key)
+            if head["ContentLength"] != blob.size:
+                raise BlobIntegrityError(f"stored {head['ContentLength']} bytes, expected {blob.size}")
+            self.client.copy({"Bucket": self.bucket, "Key": tmp_key}, self.bucket, self._key(blob.sha256))
+        finally:
+            self.client.delete_object(Bucket=self.bucket, Key=tmp_key)
+        return blob
+
+    def exists(self, sha256: str) -> bool:
+        try:
+            self.size(sha256)
+            return True
+        except BlobNotFound:
+            return False
+
+    def size(self, sha256: str) -> int:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))["ContentLength"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                raise BlobNotFound(sha256) from None
+            raise
+
+    def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        from botocore.exceptions import ClientError
+
+        byte_range = f"bytes={start}-{'' if end is None else end}"
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), Range=byte_range)["Body"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
+                raise BlobNotFound(sha256) from None
+            raise
+        return body.iter_chunks(CHUNK_BYTES)
+
+    def local_path(self, sha256: str) -> Path:
+        """A verified local copy in the cache dir (workers memory-map files, which needs a path)."""
+        path = self.cache_dir / sha256[:2] / sha256
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        try:
+            digest = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.read_range(sha256):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise BlobIntegrityError(f"s3 object for {sha256} hashes to {digest.hexdigest()}")
+            os.replace(tmp, path)
+            return path
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def download_url(self, sha256: str, filename: str) -> str | None:
+        if not self.presign:
+            return None
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._key(sha256),
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=3600,
+        )
+
+
+def blob_store_from_url(url: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
+                        cache_dir: Path | str = "", presign: bool = False) -> FileBlobStore | S3BlobStore:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return FileBlobStore(Path(parsed.path))
+    if parsed.scheme == "s3":
+        return S3BlobStore(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region,
+                           cache_dir=cache_dir, presign=presign)
+    raise ValueError(f"BLOB_STORE={url!r}: expected file:///path or s3://bucket/prefix")
+
+
+@cache
+def _store_for(url: str, endpoint_url: str | None, region: str, cache_dir: str, presign: bool):
+    return blob_store_from_url(url, endpoint_url=endpoint_url, region=region, cache_dir=cache_dir, presign=presign)
+
+
+def get_blob_store() -> FileBlobStore | S3BlobStore:
+    """The store configured by settings (one instance per configuration)."""
+    from django.conf import settings
+
+    return _store_for(settings.BLOB_STORE, settings.S3_ENDPOINT_URL, settings.S3_REGION,
+                      str(settings.BLOB_CACHE_DIR), settings.S3_PRESIGN_DOWNLOADS)
+
+
+def copy_blob_to(store: FileBlobStore | S3BlobStore, sha256: str, dest: Path) -> Path:
+    """Materialize a blob as a file at dest (hard link when the store is local)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    source = store.local_path(sha256)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+    return dest

@@ -1,0 +1,185 @@
+"""What the hub holds: base models, adapter and dataset repositories, their versions and files.
+
+Adapters and datasets are one `Repository` model with a `kind`: they share owners, names,
+versions, files, cards, states and downloads, and differ only in what validation checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+NAME_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$",
+    "use letters, digits, '.', '_' and '-', starting with a letter or digit (at most 96 characters)",
+)
+
+
+class Blob(models.Model):
+    """One stored file's content, addressed by its sha256 (the blob store holds the bytes)."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.size} B)"
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BaseModel(models.Model):
+    """A base model adapters are trained for. `module_shapes` is what an adapter must match."""
+
+    name = models.CharField(max_length=200, unique=True)  # "owner/name", as on other hubs
+    architecture = models.CharField(max_length=64)
+    parameter_count = models.BigIntegerField()
+    license = models.CharField(max_length=64)
+    description = models.TextField(blank=True)
+    config = models.JSONField(default=dict)
+    module_shapes = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def owner_name(self) -> tuple[str, str]:
+        owner, _, name = self.name.partition("/")
+        return owner, name
+
+
+class BaseModelFile(models.Model):
+    base_model = models.ForeignKey(BaseModel, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=255)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["base_model", "path"], name="unique_base_model_file")]
+
+    def __str__(self) -> str:
+        return f"{self.base_model.name}/{self.path}"
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.path.endswith(".gguf")
+
+
+class RepoKind(models.TextChoices):
+    ADAPTER = "adapter", "Adapter"
+    DATASET = "dataset", "Dataset"
+
+
+class Repository(models.Model):
+    kind = models.CharField(max_length=8, choices=RepoKind.choices)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="repositories")
+    name = models.CharField(max_length=96, validators=[NAME_VALIDATOR])
+    base_model = models.ForeignKey(BaseModel, null=True, blank=True, on_delete=models.PROTECT, related_name="adapters")
+    summary = models.CharField(max_length=300, blank=True)
+    downloads = models.BigIntegerField(default=0)
+    score = models.FloatField(null=True, blank=True)  # the headline eval score, for ordering
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["kind", "owner", "name"], name="unique_repository_name")]
+        indexes = [models.Index(fields=["kind", "-downloads"]), models.Index(fields=["kind", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+
+class VersionState(models.TextChoices):
+    UPLOADED = "uploaded", "Uploaded"
+    VALIDATING = "validating", "Validating"
+    REJECTED = "rejected", "Rejected"
+    PENDING_REVIEW = "pending_review", "Pending review"
+    PUBLISHED = "published", "Published"
+    UNPUBLISHED = "unpublished", "Unpublished"
+
+
+class Version(models.Model):
+    """One immutable upload of a repository. Once published its files and card never change."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=VersionState.choices, default=VersionState.UPLOADED)
+    state_reason = models.TextField(blank=True)
+    # A stable 40-hex revision id, so git-style clients can pin a version.
+    commit_sha = models.CharField(max_length=40, unique=True)
+    card_text = models.TextField(blank=True)
+    card = models.JSONField(default=dict)  # the card's YAML front matter
+    license = models.CharField(max_length=64, blank=True)
+    task = models.CharField(max_length=64, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="versions")
+    base_model = models.ForeignKey(BaseModel, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    training_datasets = models.ManyToManyField(Repository, blank=True, related_name="trained_versions")
+    parent_versions = models.ManyToManyField("self", blank=True, symmetrical=False, related_name="children")
+    # While a worker holds a version in `validating`, it holds a lease; an expired lease means the
+    # worker died and the version may be claimed again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    validation_report = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    downloads = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["repository", "-number"]
+        constraints = [models.UniqueConstraint(fields=["repository", "number"], name="unique_version_number")]
+        indexes = [models.Index(fields=["state", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.repository.full_name}@{self.number}"
+
+    @property
+    def is_published(self) -> bool:
+        return self.state == VersionState.PUBLISHED
+
+    @staticmethod
+    def make_commit_sha(repository_id: int, number: int, file_digests: list[tuple[str, str]]) -> str:
+        seed = f"{repository_id}:{number}:" + ",".join(f"{p}={s}" for p, s in sorted(file_digests))
+        return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+class VersionFile(models.Model):
+    version = models.ForeignKey(Version, on_delete=models.CASCADE, related_name="files")
+    path = models.CharField(max_length=255)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["version", "path"], name="unique_version_file")]
+
+    def __str__(self) -> str:
+        return f"{self.version}/{self.path}"
+
+    @property
+    def size(self) -> int:
+        return self.blob.size
+
+    @property
+    def sha256(self) -> str:
+        return self.blob.sha256

@@ -1,0 +1,214 @@
+"""Writes for the catalog: blobs, base models, repositories and versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from hub.accounts.models import User
+from hub.catalog.blobstore import get_blob_store
+from hub.catalog.models import (
+    BaseModel,
+    BaseModelFile,
+    Blob,
+    RepoKind,
+    Repository,
+    Tag,
+    Version,
+    VersionFile,
+    VersionState,
+)
+from hub.tasks import enqueue
+
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    VersionState.UPLOADED: {VersionState.VALIDATING},
+    VersionState.VALIDATING: {VersionState.REJECTED, VersionState.PENDING_REVIEW, VersionState.PUBLISHED,
+                              VersionState.VALIDATING},
+    VersionState.PENDING_REVIEW: {VersionState.PUBLISHED, VersionState.REJECTED},
+    VersionState.PUBLISHED: {VersionState.UNPUBLISHED},
+    VersionState.UNPUBLISHED: {VersionState.PUBLISHED},
+    VersionState.REJECTED: set(),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+def blob_put_stream(*, stream: BinaryIO, expected_sha256: str | None = None) -> Blob:
+    stored = get_blob_store().put_stream(stream, expected_sha256=expected_sha256)
+    blob, _ = Blob.objects.get_or_create(sha256=stored.sha256, defaults={"size": stored.size})
+    return blob
+
+
+def blob_put_file(*, path: Path | str, expected_sha256: str | None = None) -> Blob:
+    with open(path, "rb") as handle:
+        return blob_put_stream(stream=handle, expected_sha256=expected_sha256)
+
+
+@transaction.atomic
+def base_model_register(*, name: str, model_dir: Path, license: str, description: str = "") -> BaseModel:
+    """Store a base model's HF folder (weights, tokenizer, configs, optional GGUF). Idempotent by name."""
+    from workers.engine.safetensors_io import read_header
+    from workers.engine.shapes import module_shapes, weight_files
+
+    existing = BaseModel.objects.filter(name=name).first()
+    if existing is not None:
+        return existing
+    config = json.loads((model_dir / "config.json").read_text())
+    weights = weight_files(model_dir)
+    parameter_count = sum(info.numel for path in weights for info in read_header(path).tensors.values())
+    architectures = config.get("architectures") or [config.get("model_type", "unknown")]
+    base = BaseModel.objects.create(
+        name=name,
+        architecture=architectures[0],
+        parameter_count=parameter_count,
+        license=license,
+        description=description,
+        config=config,
+        module_shapes=module_shapes(weights),
+    )
+    for path in sorted(p for p in model_dir.iterdir() if p.is_file()):
+        BaseModelFile.objects.create(base_model=base, path=path.name, blob=blob_put_file(path=path))
+    return base
+
+
+def repository_create(*, kind: str, owner: User, name: str, base_model: BaseModel | None = None,
+                      summary: str = "") -> Repository:
+    repository = Repository(kind=RepoKind(kind), owner=owner, name=name, base_model=base_model, summary=summary)
+    repository.full_clean(exclude=["owner", "base_model"])
+    try:
+        with transaction.atomic():
+            repository.save()
+    except IntegrityError:
+        raise ValueError(f"{kind} {owner.username}/{name} already exists") from None
+    return repository
+
+
+def repository_get_or_create(*, kind: str, owner: User, name: str, base_model: BaseModel | None = None) -> Repository:
+    existing = Repository.objects.filter(kind=kind, owner=owner, name=name).first()
+    return existing or repository_create(kind=kind, owner=owner, name=name, base_model=base_model)
+
+
+@transaction.atomic
+def version_create(
+    *,
+    repository: Repository,
+    files: Mapping[str, Blob],
+    created_by: User,
+    base_model: BaseModel | None = None,
+) -> Version:
+    """Record a new version in state `uploaded` from already stored blobs; validation is enqueued on commit."""
+    from workers.engine.cards import parse_card
+    from workers.engine.errors import EngineInputError
+
+    locked = Repository.objects.select_for_update().get(pk=repository.pk)
+    number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    card_text, card = "", {}
+    if "README.md" in files:
+        card_text = get_blob_store().local_path(files["README.md"].sha256).read_text(errors="replace")
+        try:
+            card = parse_card(card_text).front_matter
+        except EngineInputError:
+            card = {}  # validation reports the exact problem; the version is still recorded
+    version = Version.objects.create(
+        repository=locked,
+        number=number,
+        commit_sha=Version.make_commit_sha(locked.pk, number, [(p, b.sha256) for p, b in files.items()]),
+        card_text=card_text,
+        card=card,
+        license=str(card.get("license", ""))[:64],
+        task=str(card.get("task", ""))[:64],
+        base_model=base_model or locked.base_model,
+        created_by=created_by,
+    )
+    VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in sorted(files.items())])
+    tags = [str(t).lower()[:64] for t in card.get("tags", []) if isinstance(t, str | int)]
+    version.tags.set([Tag.objects.get_or_create(name=t)[0] for t in tags if t])
+    Repository.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
+    transaction.on_commit(lambda: enqueue("workers.tasks.validate_version", version.pk))
+    return version
+
+
+def version_set_state(*, version: Version, state: str, reason: str = "") -> Version:
+    """Move a version along its life cycle; anything not in ALLOWED_TRANSITIONS is refused."""
+    with transaction.atomic():
+        locked = Version.objects.select_for_update().get(pk=version.pk)
+        if state not in ALLOWED_TRANSITIONS[locked.state]:
+            raise InvalidTransition(f"{locked} cannot go from {locked.state} to {state}")
+        locked.state = state
+        locked.state_reason = reason
+        if state == VersionState.PUBLISHED and locked.published_at is None:
+            locked.published_at = timezone.now()
+        locked.save(update_fields=["state", "state_reason", "published_at"])
+    version.refresh_from_db()
+    return version
+
+
+def version_claim_for_validation(*, version_id: int, lease_seconds: int) -> Version | None:
+    """Take a version for validation: from `uploaded`, or from `validating` whose lease ran out.
+
+    One conditional UPDATE, so two workers given the same task cannot both win; a redelivered
+    task after success finds nothing to claim.
+    """
+    now = timezone.now()
+    claimable = Q(state=VersionState.UPLOADED) | Q(state=VersionState.VALIDATING, lease_expires_at__lt=now)
+    won = Version.objects.filter(claimable, pk=version_id).update(
+        state=VersionState.VALIDATING, lease_expires_at=now + timedelta(seconds=lease_seconds)
+    )
+    return Version.objects.select_related("repository", "base_model", "created_by").get(pk=version_id) if won else None
+
+
+@transaction.atomic
+def version_record_validation(*, version: Version, report: dict, files: Mapping[str, Blob] | None = None) -> Version:
+    """Store a validation report; the version becomes rejected, pending_review, or published for trusted uploaders.
+
+    `files` replaces the version's files (an uploaded archive becomes the files it held).
+    """
+    locked = Version.objects.select_for_update().get(pk=version.pk)
+    if locked.state != VersionState.VALIDATING:
+        return locked  # someone else finished it first
+    if files is not None:
+        locked.files.all().delete()
+        VersionFile.objects.bulk_create([VersionFile(version=locked, path=p, blob=b) for p, b in sorted(files.items())])
+        locked.commit_sha = Version.make_commit_sha(locked.repository_id, locked.number,
+                                                    [(p, b.sha256) for p, b in files.items()])
+    failures = [c for c in report.get("checks", []) if not c.get("passed") and not c.get("skipped")]
+    if failures:
+        locked.state = VersionState.REJECTED
+        locked.state_reason = "; ".join(c["message"] for c in failures[:5])
+    elif locked.created_by.is_trusted:
+        locked.state, locked.state_reason = VersionState.PUBLISHED, "published on upload (trusted uploader)"
+        locked.published_at = timezone.now()
+    else:
+        locked.state, locked.state_reason = VersionState.PENDING_REVIEW, "passed validation; waiting for a moderator"
+    locked.validation_report = report
+    locked.stats = report.get("stats", {})
+    locked.lease_expires_at = None
+    locked.save()
+    return locked
+
+
+def versions_requeue_stale(*, uploaded_after_seconds: int) -> list[int]:
+    """Enqueue validation again for versions whose task was lost (broker lost it, or the worker died)."""
+    now = timezone.now()
+    stale = Version.objects.filter(
+        Q(state=VersionState.UPLOADED, created_at__lt=now - timedelta(seconds=uploaded_after_seconds))
+        | Q(state=VersionState.VALIDATING, lease_expires_at__lt=now)
+    ).values_list("pk", flat=True)
+    ids = list(stale)
+    for version_id in ids:
+        enqueue("workers.tasks.validate_version", version_id)
+    return ids
+
+
+def version_record_download(*, version: Version) -> None:
+    Version.objects.filter(pk=version.pk).update(downloads=F("downloads") + 1)
+    Repository.objects.filter(pk=version.repository_id).update(downloads=F("downloads") + 1)

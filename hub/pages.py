@@ -1,0 +1,26 @@
+"""URLs of the server-rendered pages."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from hub.accounts import views as accounts_views
+from hub.catalog import views as catalog_views
+
+REPO = "<str:owner>/<str:name>"
+urlpatterns = [
+    path("", catalog_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("profile/", accounts_views.profile, name="profile"),
+    path("profile/tokens/<int:token_id>/revoke", accounts_views.token_revoke, name="token-revoke"),
+    path(f"models/{REPO}", catalog_views.base_model_detail, name="base-model"),
+]
+for kind in ("adapter", "dataset"):
+    k = {"kind": kind}
+    urlpatterns += [
+        path(f"{kind}s/", catalog_views.browse, k, name=f"{kind}-browse"),
+        path(f"{kind}s/{REPO}", catalog_views.repository_detail, k, name=f"{kind}-page"),
+        path(f"{kind}s/{REPO}/v/<int:number>", catalog_views.repository_detail, k, name=f"{kind}-version-page"),
+        path(f"{kind}s/{REPO}/v/<int:number>/files/<path:path>", catalog_views.version_file, k,
+             name=f"{kind}-file-page"),
+    ]

@@ -1,0 +1,221 @@
+"""nomoat settings: every value comes from the environment, with embedded defaults.
+
+The defaults run the whole hub on one machine with no servers: SQLite, a filesystem blob
+store, and kombu's filesystem broker. Production (NOMOAT_ENV=production) refuses to start
+with the development secret key or with DEBUG on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r}: expected true/false")
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    try:
+        return default if value is None else int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected an integer") from None
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+NOMOAT_ENV = env_str("NOMOAT_ENV", "development")
+if NOMOAT_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"NOMOAT_ENV={NOMOAT_ENV!r}: expected development or production")
+PRODUCTION = NOMOAT_ENV == "production"
+
+DEV_SECRET_KEY = "nomoat-development-key-never-use-in-production"  # noqa: S105
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured("production needs SECRET_KEY set to a random value of at least 32 characters")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("production refuses to start with DEBUG on")
+
+DATA_DIR = Path(env_str("NOMOAT_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+SITE_URL = env_str("SITE_URL", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "hub.accounts",
+    "hub.catalog",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hub.urls"
+WSGI_APPLICATION = "hub.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "builtins": ["django.contrib.humanize.templatetags.humanize"],
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'nomoat.sqlite3'}"))}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so a worker process can share the test database; WAL lets the web
+    # process read while a worker writes.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-nomoat.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "hub" / "static"]
+
+# Blob store: file:///abs/path (default) or s3://bucket/prefix (with S3_ENDPOINT_URL for
+# a non-AWS server; credentials come from boto3's usual AWS_* variables).
+BLOB_STORE = env_str("BLOB_STORE", f"file://{DATA_DIR / 'blobs'}")
+S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL", "") or None
+S3_REGION = env_str("S3_REGION", "us-east-1")
+S3_PRESIGN_DOWNLOADS = env_bool("S3_PRESIGN_DOWNLOADS", False)
+BLOB_CACHE_DIR = Path(env_str("BLOB_CACHE_DIR", str(DATA_DIR / "blob-cache")))
+# Where workers keep unpacked models between tasks (a cache: safe to delete).
+WORK_DIR = Path(env_str("NOMOAT_WORK_DIR", str(DATA_DIR / "work")))
+
+# Upload limits (bytes / counts), enforced by the upload services and the archive checks.
+MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024**3)
+MAX_UPLOAD_FILES = env_int("MAX_UPLOAD_FILES", 64)
+MAX_UNPACKED_BYTES = env_int("MAX_UNPACKED_BYTES", 4 * 1024**3)
+MAX_COMPRESSION_RATIO = env_int("MAX_COMPRESSION_RATIO", 200)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
+FILE_UPLOAD_TEMP_DIR = None
+
+# A worker holds a version it validates for this long; after that the version is claimed again
+# (the worker is presumed dead). Versions left `uploaded` this long are enqueued again.
+VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 600)
+REQUEUE_UPLOADED_AFTER_SECONDS = env_int("REQUEUE_UPLOADED_AFTER_SECONDS", 120)
+
+# Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport (no server).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = DATA_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "control_folder": str(_broker_dir / "control"),
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "uploads"
+CELERY_TASK_ROUTES = {
+    "workers.tasks.build_stack": {"queue": "builds"},
+    "workers.tasks.run_eval": {"queue": "evals"},
+}
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stale-work": {"task": "workers.tasks.requeue_stale_work", "schedule": env_int("REQUEUE_EVERY_SECONDS", 60)},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "hub.accounts.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["hub.accounts.auth.TokenScopePermission"],
+    "DEFAULT_PAGINATION_CLASS": "hub.api.pagination.HubCursorPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hub.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "nomoat API",
+    "DESCRIPTION": "Share, evaluate and stack LoRA adapters and curated datasets.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "nomoat <noreply@nomoat.local>")
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

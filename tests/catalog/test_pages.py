@@ -1,0 +1,41 @@
+"""Server-rendered pages: browse, detail, sanitized cards."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.catalog.models import VersionState
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_browse_and_detail_pages(client, make_user, make_version, tiny_base_model):
+    alice = make_user("alice")
+    make_version(alice, "sql-helper", body="Turns questions into **SQL**.", base_model=tiny_base_model,
+                 summary="text to SQL")
+    make_version(alice, "hidden", state=VersionState.PENDING_REVIEW)
+    home = client.get("/").content.decode()
+    assert "nomoat/tiny-llama" in home and "alice/sql-helper" in home and "alice/hidden" not in home
+    browse = client.get("/adapters/", {"search": "SQL"}).content.decode()
+    assert "alice/sql-helper" in browse and "1 result" in browse
+    detail = client.get("/adapters/alice/sql-helper").content.decode()
+    assert "<strong>SQL</strong>" in detail and "adapter_model.safetensors" in detail
+    assert client.get("/adapters/alice/hidden").status_code == 404
+    assert client.get("/models/nomoat/tiny-llama").status_code == 200
+
+
+def test_card_markdown_is_sanitized(client, make_user, make_version):
+    alice = make_user("alice")
+    evil = ("---\nlicense: mit\n---\n# Hi\n<script>alert(1)</script>\n<img src=x onerror=alert(2)>\n"
+            "[click](javascript:alert(3))\n<iframe src='https://evil'></iframe>\n")
+    make_version(alice, "evil", files={"README.md": evil.encode(), "adapter_model.safetensors": b"w"})
+    html = client.get("/adapters/alice/evil").content.decode()
+    assert "<script>alert(1)" not in html and "onerror" not in html and "javascript:" not in html
+    assert "<iframe" not in html and "<h1>Hi</h1>" in html
+
+
+def test_file_download_from_the_page(client, make_user, make_version):
+    alice = make_user("alice")
+    make_version(alice, "dl", files={"README.md": b"# x", "adapter_model.safetensors": b"abc" * 10})
+    response = client.get("/adapters/alice/dl/v/1/files/adapter_model.safetensors")
+    assert b"".join(response.streaming_content) == b"abc" * 10

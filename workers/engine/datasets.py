@@ -1,0 +1,327 @@
+"""Validate an uploaded dataset: JSONL or CSV files of instruction, chat or plain-text rows.
+
+Files are streamed a line (or CSV record) at a time, so a multi-gigabyte upload costs no more memory
+than its longest row plus one 16-byte digest per row for duplicate counting. Every malformed row is
+reported with its file and line number, up to a limit, and any malformed row rejects its file:
+a trainer that skips bad rows silently trains on something other than what was reviewed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from workers.engine.cards import Card
+from workers.engine.errors import EngineInputError, quote
+from workers.engine.validation import (
+    CARD,
+    CARD_CHECKS,
+    DEFAULT_MAX_FILE_BYTES,
+    Checks,
+    FolderListing,
+    ValidationReport,
+    check_card,
+    check_file_sizes,
+    scan_folder,
+)
+
+DATA_SUFFIXES = (".jsonl", ".csv")
+MAX_LINE_BYTES = 16 * 1024 * 1024
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 300
+PREVIEW_MESSAGES = 10
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+# A file whose name starts with one of these words declares that split (train.jsonl, test-00001.csv, ...).
+SPLIT_FILE = re.compile(r"(?P<split>train|validation|valid|eval|test|dev)(?:[-_.].*)?\.(?:jsonl|csv)", re.IGNORECASE)
+# Every check validate_dataset reports, in its order; dataset.rows repeats per file (and per malformed row).
+DATASET_CHECKS = ("files.required", "files.unexpected", "files.size", "dataset.rows", *CARD_CHECKS, "dataset.splits")
+FORMAT_FIELDS = {"instruction": ("prompt", "response"), "chat": ("messages",), "text": ("text",)}
+
+
+class _BadRow(Exception):
+    """One row's problem, reported with its line number."""
+
+
+@dataclass
+class _FileScan:
+    """What one data file held; `errors` keeps only the first few (line, message)."""
+
+    format: str | None = None
+    format_line: int = 0
+    rows: int = 0
+    error_count: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    duplicates: int = 0
+    lengths: list[int] = field(default_factory=lambda: [0, 0, 0])  # min, sum, max characters per row
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+    def error(self, line: int, message: str, limit: int) -> None:
+        self.error_count += 1
+        if len(self.errors) < limit:
+            self.errors.append((line, message))
+
+    def row(self, line: int, row: object, digests: set[bytes]) -> None:
+        """Account for one row: check its format against the file's, count duplicates and lengths."""
+        row_format, chars = _row_shape(row)
+        if self.format is None:
+            self.format, self.format_line = row_format, line
+        elif row_format != self.format:
+            raise _BadRow(f"row is in {row_format} format but this file's rows are {self.format} (from line {self.format_line})")
+        canonical = {key: row[key] for key in FORMAT_FIELDS[row_format]}
+        digest = hashlib.blake2b(json.dumps(canonical, sort_keys=True).encode(), digest_size=16).digest()
+        if digest in digests:
+            self.duplicates += 1
+        digests.add(digest)
+        low, total, high = self.lengths
+        self.lengths = [chars if self.rows == 0 else min(low, chars), total + chars, max(high, chars)]
+        self.rows += 1
+        if len(self.preview) < PREVIEW_ROWS:
+            self.preview.append(_preview(canonical))
+
+
+def validate_dataset(
+    folder: Path, *, max_reported_errors: int = 20, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> ValidationReport:
+    """Check every .jsonl / .csv file of a dataset folder row by row, plus its optional card."""
+    folder = Path(folder)
+    checks = Checks()
+    listing = scan_folder(folder)
+    data_files = _check_dataset_files(checks, listing)
+    usable = check_file_sizes(checks, listing, max_file_bytes)
+
+    scans: dict[str, _FileScan] = {}
+    for name in data_files:
+        if name not in usable:
+            checks.skip(["dataset.rows"], "the file is too large", file=name)
+            continue
+        scan = _FileScan()
+        digests: set[bytes] = set()
+        with open(folder / name, "rb") as handle:
+            if name.lower().endswith(".jsonl"):
+                _scan_jsonl(handle, scan, digests, max_reported_errors)
+            else:
+                _scan_csv(handle, scan, digests, max_reported_errors)
+        if scan.rows == 0 and scan.error_count == 0:
+            scan.error(1, "the file holds no rows", max_reported_errors)
+        for line, message in scan.errors:
+            checks.add("dataset.rows", False, f"{name} line {line}: {message}", file=name, field=f"line {line}")
+        if scan.error_count > len(scan.errors):
+            checks.add("dataset.rows", False, f"{name}: and {scan.error_count - len(scan.errors)} more malformed rows",
+                       file=name)
+        if not scan.error_count:
+            checks.add("dataset.rows", True, f"{name}: {scan.rows} rows in {scan.format} format", file=name)
+        scans[name] = scan
+
+    stats: dict[str, Any] = {}
+    card = check_card(checks, folder, usable, stats)
+    ok, splits = checks.attempt("dataset.splits", lambda: _splits(card, data_files), _describe_splits)
+    stats.update(_dataset_stats(scans), splits=splits if ok else None)
+    return ValidationReport(kind="dataset", checks=checks.items, stats=stats)
+
+
+def _check_dataset_files(checks: Checks, listing: FolderListing) -> list[str]:
+    data_files = [name for name in listing.files if name.lower().endswith(DATA_SUFFIXES)]
+    checks.add("files.required", bool(data_files), f"{len(data_files)} data files" if data_files else
+               "no data files; expected at least one .jsonl or .csv file (e.g. train.jsonl)")
+    unexpected = [f"{name} is {what}" for name, what in listing.others.items()]
+    unexpected += [f"{name} is not a data file" for name in listing.files if name not in data_files and name != CARD]
+    checks.problems("files.unexpected", [f"{text}; expected .jsonl or .csv files and an optional {CARD}"
+                                         for text in unexpected], "no unexpected files")
+    return data_files
+
+
+def _row_shape(row: object) -> tuple[str, int]:
+    """The row's format and its length in characters; raises _BadRow saying what is wrong."""
+    if not isinstance(row, dict):
+        raise _BadRow(f"row must be an object, got {type(row).__name__}")
+    present = [name for name, keys in FORMAT_FIELDS.items() if any(key in row for key in keys)]
+    expected = "prompt + response (instruction), messages (chat), or text"
+    if len(present) != 1:
+        found = "none of them" if not present else " and ".join(present) + " fields together"
+        raise _BadRow(f"row has {found}; expected exactly one of {expected}")
+    row_format = present[0]
+    if row_format == "chat":
+        return row_format, _chat_length(row["messages"])
+    chars = 0
+    for key in FORMAT_FIELDS[row_format]:
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise _BadRow(f"`{key}` must be a non-empty string, got {quote(value, 60)}")
+        chars += len(value)
+    return row_format, chars
+
+
+def _chat_length(messages: object) -> int:
+    if not isinstance(messages, list) or not messages:
+        raise _BadRow(f"`messages` must be a non-empty list of {{role, content}} objects, got {quote(messages, 60)}")
+    chars = 0
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES or not isinstance(message.get("content"), str):
+            raise _BadRow(f"messages[{index}] must be {{\"role\": one of {', '.join(CHAT_ROLES)}, \"content\": a string}}, "
+                          f"got {quote(message, 60)}")
+        chars += len(message["content"])
+    if not any(message["role"] == "assistant" for message in messages):
+        raise _BadRow("`messages` has no assistant message to learn from")
+    return chars
+
+
+def _scan_jsonl(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int) -> None:
+    for line_number, raw in _lines(handle):
+        if raw is None:
+            scan.error(line_number, f"line is longer than {MAX_LINE_BYTES} bytes", limit)
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            scan.error(line_number, f"line is not UTF-8 (byte {exc.start})", limit)
+            continue
+        text = text.removeprefix("\ufeff") if line_number == 1 else text
+        if not text.strip():
+            continue
+        try:
+            scan.row(line_number, json.loads(text, parse_constant=_reject_constant), digests)
+        except _BadRow as exc:
+            scan.error(line_number, str(exc), limit)
+        except (ValueError, RecursionError) as exc:
+            scan.error(line_number, f"line is not one JSON value ({str(exc)[:120]})", limit)
+
+
+def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each line; None for a line over MAX_LINE_BYTES, which is skipped, not read."""
+    number = 0
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
+        else:
+            yield number, line
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _scan_csv(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int) -> None:
+    text = _Utf8Lines(handle)
+    reader = csv.reader(text, strict=True)
+    last_line = 0
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        _csv_format(header)
+        last_line = reader.line_num
+        for record in reader:
+            line, last_line = last_line + 1, reader.line_num
+            if not record:
+                continue
+            if len(record) != len(header):
+                scan.error(line, f"record has {len(record)} fields but the header has {len(header)}", limit)
+                continue
+            try:
+                scan.row(line, dict(zip(header, record, strict=True)), digests)
+            except _BadRow as exc:
+                scan.error(line, str(exc), limit)
+    except _BadRow as exc:
+        scan.error(1, str(exc), limit)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        scan.error(last_line + 1, f"unreadable CSV ({str(exc)[:120]}); stopped reading this file", limit)
+
+
+class _Utf8Lines:
+    """Decode a binary file line by line, refusing lines over MAX_LINE_BYTES, for csv.reader."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._lines = _lines(handle)
+
+    def __iter__(self) -> Iterator[str]:
+        for number, raw in self._lines:
+            if raw is None:
+                raise csv.Error(f"line {number} is longer than {MAX_LINE_BYTES} bytes")
+            text = raw.decode("utf-8")
+            yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _csv_format(header: list[str]) -> str:
+    columns = set(header)
+    if len(columns) != len(header) or "" in columns:
+        raise _BadRow(f"the header {header[:10]} has empty or repeated column names")
+    if "messages" in columns:
+        raise _BadRow("chat rows (`messages`) need JSONL; CSV holds instruction (prompt, response) or text rows")
+    formats = [name for name in ("instruction", "text") if set(FORMAT_FIELDS[name]) <= columns]
+    if len(formats) != 1:
+        raise _BadRow(f"the header has columns {header[:10]}; expected either prompt and response, or text")
+    return formats[0]
+
+
+def _splits(card: Card | None, data_files: list[str]) -> dict[str, list[str]]:
+    """Split name -> its files: from the card's `splits:` mapping when present, else from the file names."""
+    declared = card.front_matter.get("splits") if card is not None else None
+    if declared is None:
+        splits: dict[str, list[str]] = {}
+        for name in data_files:
+            match = SPLIT_FILE.fullmatch(name)
+            splits.setdefault(match["split"].lower() if match else "unsplit", []).append(name)
+        return splits
+    if not isinstance(declared, dict) or not declared:
+        raise EngineInputError("must map split names to a file or a list of files, e.g. {train: train.jsonl}",
+                               file=CARD, field="splits", code="card_field")
+    splits = {}
+    for split, files in declared.items():
+        files = [files] if isinstance(files, str) else files
+        if not isinstance(split, str) or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise EngineInputError(f"split {split!r} must name a file or a list of files", file=CARD, field="splits",
+                                   code="card_field")
+        missing = [name for name in files if name not in data_files]
+        if missing:
+            raise EngineInputError(f"split {split!r} names {', '.join(missing)}, which is not among the data files "
+                                   f"({', '.join(data_files) or 'none'})", file=CARD, field="splits", code="card_field")
+        splits[split] = files
+    return splits
+
+
+def _describe_splits(splits: dict[str, list[str]]) -> str:
+    return "; ".join(f"{split}: {', '.join(files)}" for split, files in splits.items()) or "no data files"
+
+
+def _dataset_stats(scans: dict[str, _FileScan]) -> dict[str, Any]:
+    files = {}
+    for name, scan in scans.items():
+        low, total, high = scan.lengths
+        files[name] = {
+            "format": scan.format, "rows": scan.rows, "malformed_rows": scan.error_count, "duplicates": scan.duplicates,
+            "chars": {"min": low, "mean": total / scan.rows if scan.rows else 0.0, "max": high}, "preview": scan.preview,
+        }
+    rows = sum(scan.rows for scan in scans.values())
+    counted = [scan for scan in scans.values() if scan.rows]
+    return {
+        "files": files,
+        "rows": rows,
+        "duplicates": sum(scan.duplicates for scan in scans.values()),
+        "chars": {
+            "min": min((scan.lengths[0] for scan in counted), default=0),
+            "mean": sum(scan.lengths[1] for scan in counted) / rows if rows else 0.0,
+            "max": max((scan.lengths[2] for scan in counted), default=0),
+        },
+    }
+
+
+def _preview(row: dict[str, Any]) -> dict[str, Any]:
+    """A short, JSON-safe copy of a row's format fields for the upload page."""
+    if "messages" in row:
+        return {"messages": [{"role": message["role"], "content": _clip(message["content"])}
+                             for message in row["messages"][:PREVIEW_MESSAGES]]}
+    return {key: _clip(value) for key, value in row.items()}
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+

@@ -1,0 +1,552 @@
+"""Validate an uploaded LoRA adapter (or any upload, via validate_upload) without trusting a byte of it.
+
+Every check is a named `Check` with a message that says which file, field or tensor is wrong and
+what was expected. Validation goes on past failures wherever later checks still make sense, so an
+uploader sees every problem at once; a check whose prerequisite failed is still reported, as
+skipped with the reason. Nothing here unpickles: pickle formats are refused by their name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
+from workers.engine.cards import Card, card_base_models, card_license, check_card_fields, read_card
+from workers.engine.errors import EngineInputError, quote
+from workers.engine.safetensors_io import FLOAT_DTYPES, SafetensorsHeader, TensorInfo, load_tensor_f32, read_header
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+CARD = "README.md"
+ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+DEFAULT_MAX_FILE_BYTES = 8 * 1024**3
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_LISTED = 5
+UPLOAD_KINDS = ("adapter", "dataset")
+CARD_CHECKS = ("card.front_matter", "card.license", "card.fields")
+TENSOR_NAME = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<factor>[AB])\.weight")
+# init_lora_weights values that rewrite the base weights at init: such an adapter is only valid on that residual base.
+BASE_REWRITING_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")
+
+T = TypeVar("T")
+BaseModels = Mapping[str, Mapping[str, Mapping[str, int]]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    message: str
+    file: str = ""
+    field: str = ""
+    skipped: bool = False  # did not run (a prerequisite failed or it does not apply); never counts as a failure
+
+
+@dataclass
+class ValidationReport:
+    kind: str
+    checks: list[Check]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed and not check.skipped]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def check(self, name: str) -> list[Check]:
+        """All checks of one name (per-file checks repeat a name)."""
+        return [check for check in self.checks if check.name == name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe form, for the version row in the database."""
+        return {"kind": self.kind, "ok": self.ok, "checks": [asdict(check) for check in self.checks], "stats": self.stats}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ValidationReport:
+        return cls(kind=data["kind"], checks=[Check(**check) for check in data["checks"]], stats=dict(data["stats"]))
+
+
+class Checks:
+    """Collects checks in order; `attempt` turns an EngineInputError into a failed check instead of a crash."""
+
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+
+    def add(self, name: str, passed: bool, message: str, *, file: str = "", field: str = "") -> bool:
+        self.items.append(Check(name, passed, message, file=file, field=field))
+        return passed
+
+    def skip(self, names: Iterable[str], reason: str, *, file: str = "") -> None:
+        self.items.extend(Check(name, False, f"skipped: {reason}", file=file, skipped=True) for name in names)
+
+    def problems(self, name: str, problems: list[str], passed_message: str, *, file: str = "") -> bool:
+        """One check that fails listing the first few problems, or passes with `passed_message`."""
+        return self.add(name, not problems, summarize(problems) if problems else passed_message, file=file)
+
+    def attempt(self, name: str, action: Callable[[], T], passed_message: str | Callable[[T], str], *,
+                file: str = "") -> tuple[bool, T | None]:
+        try:
+            value = action()
+        except EngineInputError as exc:
+            self.add(name, False, str(exc), file=exc.file or file, field=exc.field)
+            return False, None
+        self.add(name, True, passed_message(value) if callable(passed_message) else passed_message, file=file)
+        return True, value
+
+
+def summarize(problems: list[str], limit: int = MAX_LISTED) -> str:
+    """The first `limit` problems joined, then how many more there are."""
+    text = "; ".join(problems[:limit])
+    return f"{text}; and {len(problems) - limit} more" if len(problems) > limit else text
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    files: dict[str, int]  # regular top-level files: name -> size in bytes
+    others: dict[str, str]  # anything else at the top level: name -> what it is
+
+
+def scan_folder(folder: Path) -> FolderListing:
+    """List an upload folder's top level without following links."""
+    files: dict[str, int] = {}
+    others: dict[str, str] = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                others[entry.name] = "a symbolic link"
+            elif entry.is_dir(follow_symlinks=False):
+                others[entry.name] = "a folder (upload the files at the top level)"
+            elif entry.is_file(follow_symlinks=False):
+                files[entry.name] = entry.stat(follow_symlinks=False).st_size
+            else:
+                others[entry.name] = "a special file"
+    return FolderListing(files=dict(sorted(files.items())), others=dict(sorted(others.items())))
+
+
+def check_file_sizes(checks: Checks, listing: FolderListing, max_file_bytes: int) -> set[str]:
+    """The `files.size` check; returns the files small enough to open."""
+    too_big = {name: size for name, size in listing.files.items() if size > max_file_bytes}
+    checks.problems("files.size", [f"{name} is {size} bytes; at most {max_file_bytes} allowed" for name, size in too_big.items()],
+                    f"every file is at most {max_file_bytes} bytes")
+    return set(listing.files) - set(too_big)
+
+
+def check_card(checks: Checks, folder: Path, usable: set[str], stats: dict[str, Any]) -> Card | None:
+    """The card.* checks every upload kind shares, for an optional README.md; returns the parsed card.
+
+    The license and the indexed fields go into `stats` only as validated, so they are JSON-safe.
+    """
+    stats["license"] = None
+    if CARD not in usable:
+        checks.skip(CARD_CHECKS, f"no usable {CARD} (a card is optional)", file=CARD)
+        return None
+    parsed, card = checks.attempt("card.front_matter", lambda: read_card(folder / CARD), "front matter parses", file=CARD)
+    if not parsed or card is None:
+        checks.skip(CARD_CHECKS[1:], "the front matter did not parse", file=CARD)
+        return None
+    stats["license"] = checks.attempt("card.license", lambda: card_license(card), lambda value: f"license {value}",
+                                      file=CARD)[1]
+    fields = checks.attempt("card.fields", lambda: check_card_fields(card), "tags, datasets and task are well-formed",
+                            file=CARD)[1]
+    stats.update(fields or {})
+    return card
+
+
+# --- the adapter -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnsupportedFeature:
+    key: str
+    is_used: Callable[[Any], bool]
+    reason: str
+
+
+# LoraConfig fields (PEFT 0.21) whose use changes what the saved factors mean, so their delta is not scale · B·A
+# on an unchanged base. Fields that only affect training (dropout, eva/velora, layers_to_transform) are fine.
+UNSUPPORTED_FEATURES = (
+    UnsupportedFeature("use_dora", bool, "DoRA rescales every output by a learned magnitude vector, so its delta is "
+                       "not B·A and cannot be summed with other adapters; stacking DoRA is not supported yet"),
+    UnsupportedFeature("rank_pattern", bool, "per-module ranks are not supported yet; use one `r` for every module"),
+    UnsupportedFeature("alpha_pattern", bool, "per-module alphas are not supported yet; use one `lora_alpha`"),
+    UnsupportedFeature("modules_to_save", bool, "it saves full copies of modules (such as lm_head), which are not "
+                       "low-rank deltas and cannot be stacked"),
+    UnsupportedFeature("bias", lambda value: value not in (None, "none"), "trained biases are not part of B·A; "
+                       "train with bias=\"none\""),
+    UnsupportedFeature("lora_bias", bool, "a bias on lora_B is not part of B·A"),
+    UnsupportedFeature("fan_in_fan_out", bool, "it stores transposed (Conv1D) factors; the hub's bases use nn.Linear"),
+    UnsupportedFeature("init_lora_weights", lambda value: isinstance(value, str) and value.lower().startswith(BASE_REWRITING_INITS),
+                       "this init rewrites the base weights, so the adapter only works on that residual base; convert "
+                       "it with save_pretrained(..., path_initial_model_for_weight_conversion=...) first"),
+    UnsupportedFeature("use_qalora", bool, "QA-LoRA pools the input before lora_A, so its delta is not B·A"),
+    UnsupportedFeature("layer_replication", bool, "it changes the base model's layer stack"),
+    UnsupportedFeature("trainable_token_indices", bool, "it trains embedding rows, not low-rank deltas"),
+    UnsupportedFeature("target_parameters", bool, "LoRA on raw parameters (MoE experts) is not supported yet"),
+    UnsupportedFeature("alora_invocation_tokens", bool, "activated LoRA applies only after its invocation tokens, so "
+                       "it cannot be merged into the weights"),
+    UnsupportedFeature("use_bdlora", bool, "block-diagonal factors are not supported yet"),
+    UnsupportedFeature("arrow_config", bool, "Arrow routes between several adapters per token; it cannot be merged"),
+    UnsupportedFeature("kasa_config", bool, "KaSA rewrites the base's singular values and puts a diagonal between "
+                       "A and B"),
+    UnsupportedFeature("monteclora_config", bool, "MonteCLoRA samples its factors, so the delta is not one fixed B·A"),
+)
+CONFIG_CHECKS = ("config.peft_type", "config.rank", "config.alpha", "config.target_modules", "config.features")
+WEIGHT_CHECKS = ("weights.names", "weights.pairs", "weights.dtype", "weights.finite", "weights.modules",
+                 "weights.shapes", "weights.rank", "weights.targets")
+# Every check validate_adapter reports, in its order (the hub shows them in this order).
+ADAPTER_CHECKS = ("files.required", "files.pickle", "files.unexpected", "files.size", "config.json", *CONFIG_CHECKS,
+                  "config.base_model", "weights.header", *WEIGHT_CHECKS, *CARD_CHECKS, "card.base_model")
+
+
+def validate_adapter(
+    folder: Path,
+    *,
+    base_models: BaseModels,
+    chosen_base: str | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> ValidationReport:
+    """Check a PEFT LoRA adapter folder against the hub's base models (name -> module shape manifest)."""
+    folder = Path(folder)
+    checks = Checks()
+    stats: dict[str, Any] = {}
+    usable = _check_adapter_files(checks, scan_folder(folder), max_file_bytes)
+    stats["file_bytes"] = (folder / ADAPTER_WEIGHTS).stat().st_size if ADAPTER_WEIGHTS in usable else None
+
+    config = None
+    if ADAPTER_CONFIG in usable:
+        _, config = checks.attempt("config.json", lambda: _load_json_object(folder / ADAPTER_CONFIG),
+                                   "is a JSON object", file=ADAPTER_CONFIG)
+    else:
+        checks.skip(["config.json"], f"{ADAPTER_CONFIG} is missing or too large", file=ADAPTER_CONFIG)
+    lora = _check_config(checks, config, stats)
+
+    base = _check_base_model(checks, config, base_models, chosen_base)
+    stats["base_model"] = base
+    manifest = base_models[base] if base is not None else None
+
+    if ADAPTER_WEIGHTS in usable:
+        parsed, header = checks.attempt("weights.header", lambda: read_header(folder / ADAPTER_WEIGHTS),
+                                        lambda value: f"valid safetensors header with {len(value.tensors)} tensors",
+                                        file=ADAPTER_WEIGHTS)
+    else:
+        parsed, header = False, None
+        checks.skip(["weights.header"], f"{ADAPTER_WEIGHTS} is missing or too large", file=ADAPTER_WEIGHTS)
+    if parsed and header is not None:
+        _check_weights(checks, folder / ADAPTER_WEIGHTS, header, lora, manifest, stats)
+    else:
+        checks.skip(WEIGHT_CHECKS, f"{ADAPTER_WEIGHTS} could not be read", file=ADAPTER_WEIGHTS)
+
+    card = check_card(checks, folder, usable, stats)
+    declared = config.get("base_model_name_or_path") if config is not None else None
+    expected_base = base or (declared if isinstance(declared, str) else None)
+    if card is None or expected_base is None:
+        checks.skip(["card.base_model"], "there is no card or no base model to compare", file=CARD)
+    else:
+        checks.attempt("card.base_model", lambda: _card_agrees(card, expected_base),
+                       lambda named: f"card names base_model {named}" if named else "card names no base_model", file=CARD)
+    return ValidationReport(kind="adapter", checks=checks.items, stats=stats)
+
+
+def _card_agrees(card: Card, expected_base: str) -> str:
+    named = card_base_models(card)
+    if named and expected_base not in named:
+        raise EngineInputError(f"card names {', '.join(named)} but the adapter is for {expected_base}",
+                               file=CARD, field="base_model", code="base_model")
+    return ", ".join(named)
+
+
+def _check_adapter_files(checks: Checks, listing: FolderListing, max_file_bytes: int) -> set[str]:
+    missing = [name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if name not in listing.files]
+    checks.add("files.required", not missing,
+               f"missing {' and '.join(missing)}; a LoRA upload is what PEFT's model.save_pretrained(dir, "
+               "safe_serialization=True) writes" if missing else f"{ADAPTER_CONFIG} and {ADAPTER_WEIGHTS} are present")
+    pickles = [name for name in listing.files if name.lower().endswith(PICKLE_SUFFIXES)]
+    checks.problems("files.pickle", [
+        f"{name} is a pickle file, which can run code when loaded, so the hub never opens it; convert it to "
+        f"safetensors with model.save_pretrained(dir, safe_serialization=True) or safetensors.torch.save_file"
+        f"(torch.load('{name}', weights_only=True), '{ADAPTER_WEIGHTS}')" for name in pickles
+    ], "no pickle files")
+    unexpected = [f"{name} is {what}" for name, what in listing.others.items()]
+    unexpected += [f"{name} is not part of a LoRA upload" for name in listing.files
+                   if name not in ADAPTER_FILES and name not in pickles]
+    checks.problems("files.unexpected", [f"{text}; expected only {', '.join(ADAPTER_FILES)}" for text in unexpected],
+                    "no unexpected files")
+    return check_file_sizes(checks, listing, max_file_bytes)
+
+
+def _load_json_object(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise EngineInputError(f"is {size} bytes; a config is at most {MAX_CONFIG_BYTES}", file=path.name, code="too_large")
+    try:
+        data = json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise EngineInputError(f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+                               file=path.name, code="json") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise EngineInputError(f"is not valid UTF-8 JSON ({type(exc).__name__})", file=path.name, code="json") from None
+    if not isinstance(data, dict):
+        raise EngineInputError(f"must be a JSON object, got {type(data).__name__}", file=path.name, code="json")
+    return data
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """What the config says, as far as it checked out (None where a check failed)."""
+
+    rank: int | None
+    scale: float | None
+    targets: list[str] | str | None
+
+
+def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str, Any]) -> LoraSettings:
+    if config is None:
+        checks.skip(CONFIG_CHECKS, f"{ADAPTER_CONFIG} is unusable", file=ADAPTER_CONFIG)
+        return LoraSettings(None, None, None)
+
+    def expect(key: str, ok: Callable[[Any], bool], expected: str) -> Any:
+        value = config.get(key)
+        if not ok(value):
+            raise EngineInputError(f"is {quote(value)}; expected {expected}", file=ADAPTER_CONFIG, field=key, code="config")
+        return value
+
+    checks.attempt("config.peft_type", lambda: expect("peft_type", lambda v: v == "LORA", '"LORA" (other PEFT methods '
+                   "are not stackable)"), "peft_type is LORA", file=ADAPTER_CONFIG)
+    _, rank = checks.attempt("config.rank", lambda: expect("r", lambda v: _is_int(v) and v > 0, "a positive integer"),
+                             lambda v: f"r = {v}", file=ADAPTER_CONFIG)
+    _, alpha = checks.attempt("config.alpha", lambda: expect("lora_alpha", lambda v: _is_number(v) and v > 0,
+                                                             "a positive number"),
+                              lambda v: f"lora_alpha = {v}", file=ADAPTER_CONFIG)
+    _, targets = checks.attempt("config.target_modules", lambda: expect(
+        "target_modules", lambda v: (isinstance(v, str) and v != "") or (
+            isinstance(v, list) and v and all(isinstance(item, str) and item for item in v)),
+        "a non-empty list of module names or one string"), lambda v: f"target_modules = {quote(v)}", file=ADAPTER_CONFIG)
+    used = [f"{feature.key} = {quote(config[feature.key])}: {feature.reason}"
+            for feature in UNSUPPORTED_FEATURES if feature.key in config and feature.is_used(config[feature.key])]
+    checks.problems("config.features", used, "uses only features the hub can stack", file=ADAPTER_CONFIG)
+
+    use_rslora = bool(config.get("use_rslora"))
+    scale = None
+    if rank is not None and alpha is not None:
+        scale = alpha / math.sqrt(rank) if use_rslora else alpha / rank
+    stats.update(rank=rank, alpha=alpha, scale=scale, use_rslora=use_rslora,
+                 target_modules=sorted(targets) if isinstance(targets, list) else targets)  # PEFT saves a set
+    return LoraSettings(rank=rank, scale=scale, targets=targets)
+
+
+def _check_base_model(checks: Checks, config: dict[str, Any] | None, base_models: BaseModels,
+                      chosen_base: str | None) -> str | None:
+    known = f"the hub has {summarize(sorted(base_models), 10)}" if base_models else "the hub has no base models yet"
+    declared = config.get("base_model_name_or_path") if config is not None else None
+    if chosen_base is None and config is None:
+        checks.skip(["config.base_model"], f"{ADAPTER_CONFIG} is unusable and no base model was chosen", file=ADAPTER_CONFIG)
+        return None
+
+    def resolve() -> str:
+        if chosen_base is not None:
+            if chosen_base not in base_models:
+                raise EngineInputError(f"the chosen base model {chosen_base!r} is not on the hub; {known}", code="base_model")
+            if isinstance(declared, str) and declared in base_models and declared != chosen_base:
+                raise EngineInputError(f"is {declared!r} but the upload chose {chosen_base!r}; they must agree",
+                                       file=ADAPTER_CONFIG, field="base_model_name_or_path", code="base_model")
+            return chosen_base
+        if not isinstance(declared, str) or declared not in base_models:
+            raise EngineInputError(f"is {quote(declared)}, which is not a base model on the hub; {known} "
+                                   "(or choose the base model when uploading)",
+                                   file=ADAPTER_CONFIG, field="base_model_name_or_path", code="base_model")
+        return declared
+
+    _, base = checks.attempt("config.base_model", resolve, lambda name: f"base model {name}", file=ADAPTER_CONFIG)
+    return base
+
+
+@dataclass
+class _Module:
+    """A target module's factors as named in the file."""
+
+    a: TensorInfo | None = None
+    b: TensorInfo | None = None
+
+
+def _check_weights(checks: Checks, path: Path, header: SafetensorsHeader, lora: LoraSettings,
+                   manifest: Mapping[str, Mapping[str, int]] | None, stats: dict[str, Any]) -> None:
+    file = ADAPTER_WEIGHTS
+    modules: dict[str, _Module] = {}
+    bad_names = []
+    for name, info in header.tensors.items():
+        match = TENSOR_NAME.fullmatch(name)
+        if match is None:
+            bad_names.append(f"{name} is not a LoRA factor; expected base_model.model.<module>.lora_A.weight or .lora_B.weight")
+            continue
+        setattr(modules.setdefault(match["module"], _Module()), match["factor"].lower(), info)
+    checks.problems("weights.names", bad_names, "every tensor is a PEFT lora_A/lora_B factor", file=file)
+    modules = dict(sorted(modules.items()))
+    unpaired = [f"{module} has lora_{have}.weight but no lora_{lack}.weight"
+                for module, parts in modules.items() if parts.a is None or parts.b is None
+                for have, lack in [("A", "B") if parts.a is not None else ("B", "A")]]
+    if not modules:
+        unpaired.append("the file holds no lora_A/lora_B factors")
+    checks.problems("weights.pairs", unpaired, f"{len(modules)} modules, each with lora_A and lora_B", file=file)
+    factors = [info for parts in modules.values() for info in (parts.a, parts.b) if info is not None]
+    checks.problems("weights.dtype", [f"{info.name} is {info.dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
+                                      for info in factors if info.dtype not in FLOAT_DTYPES],
+                    "every factor is a float tensor", file=file)
+    stats.update(tensor_count=len(header.tensors), modules=len(modules),
+                 trainable_parameters=sum(info.numel for info in factors),
+                 dtypes=sorted({info.dtype for info in factors}))
+    norms = _check_finite_and_norms(checks, path, modules, lora.scale)
+    stats["delta_norms"] = norms
+
+    if manifest is None:
+        checks.skip(["weights.modules", "weights.shapes"], "the base model is unknown", file=file)
+    else:
+        _check_shapes(checks, modules, manifest)
+    if lora.rank is None:
+        checks.skip(["weights.rank"], "the config's r is unusable", file=file)
+    else:
+        checks.problems("weights.rank", sorted({
+            f"{module} has rank {rank}; {ADAPTER_CONFIG} says r = {lora.rank}"
+            for module, rank in _ranks(modules) if rank != lora.rank
+        }), f"every factor has rank r = {lora.rank}", file=file)
+    _check_targets(checks, modules, lora.targets)
+
+
+def _ranks(modules: dict[str, _Module]) -> Iterable[tuple[str, int]]:
+    """(module, rank) for each 2-D factor: the rows of lora_A, the columns of lora_B."""
+    for module, parts in modules.items():
+        if parts.a is not None and len(parts.a.shape) == 2:
+            yield module, parts.a.shape[0]
+        if parts.b is not None and len(parts.b.shape) == 2:
+            yield module, parts.b.shape[1]
+
+
+def _check_shapes(checks: Checks, modules: dict[str, _Module], manifest: Mapping[str, Mapping[str, int]]) -> None:
+    missing = [f"{module} is not a module of the base model (it has e.g. {', '.join(list(manifest)[:3])})"
+               for module in modules if module not in manifest]
+    checks.problems("weights.modules", missing, "every factor targets a linear module of the base model",
+                    file=ADAPTER_WEIGHTS)
+    wrong = []
+    for module, parts in modules.items():
+        if module not in manifest:
+            continue
+        features = manifest[module]
+        if parts.a is not None and (len(parts.a.shape) != 2 or parts.a.shape[1] != features["in"]):
+            wrong.append(f"{parts.a.name} is {list(parts.a.shape)}; expected [r, {features['in']}] (r × in_features)")
+        if parts.b is not None and (len(parts.b.shape) != 2 or parts.b.shape[0] != features["out"]):
+            wrong.append(f"{parts.b.name} is {list(parts.b.shape)}; expected [{features['out']}, r] (out_features × r)")
+        if parts.a is not None and parts.b is not None and len(parts.a.shape) == len(parts.b.shape) == 2 \
+                and parts.a.shape[0] != parts.b.shape[1]:
+            wrong.append(f"{module}: lora_A has rank {parts.a.shape[0]} but lora_B has rank {parts.b.shape[1]}")
+    checks.problems("weights.shapes", wrong, "lora_A is r × in and lora_B is out × r for every module",
+                    file=ADAPTER_WEIGHTS)
+
+
+def _check_finite_and_norms(checks: Checks, path: Path, modules: dict[str, _Module],
+                            scale: float | None) -> dict[str, float]:
+    """The weights.finite check, streaming one tensor at a time; returns ||scale · B A||_F per complete module.
+
+    The norm never builds the out × in product: ||B A||_F² = trace(Aᵀ Bᵀ B A) = trace((Bᵀ B)(A Aᵀ)), two r × r Grams.
+    """
+    bad = []
+    norms: dict[str, float] = {}
+    for module, parts in modules.items():
+        loaded = []
+        for info in (parts.a, parts.b):
+            if info is None or info.dtype not in FLOAT_DTYPES:
+                continue
+            values = load_tensor_f32(path, info)
+            if not np.isfinite(values).all():
+                bad.append(f"{info.name} has {int(np.isnan(values).sum())} NaN and {int(np.isinf(values).sum())} "
+                           "infinite values; expected finite numbers")
+            else:
+                loaded.append(values)
+        if scale is not None and len(loaded) == 2 and loaded[0].ndim == loaded[1].ndim == 2 \
+                and loaded[0].shape[0] == loaded[1].shape[1]:
+            a, b = (values.astype(np.float64) for values in loaded)
+            squared = float(np.sum((b.T @ b) * (a @ a.T)))
+            norms[module] = abs(scale) * math.sqrt(max(squared, 0.0))
+    checks.problems("weights.finite", bad, "no NaN or infinite values", file=ADAPTER_WEIGHTS)
+    return norms
+
+
+def _check_targets(checks: Checks, modules: dict[str, _Module], targets: list[str] | str | None) -> None:
+    """Tensors for modules the config does not target would be ignored by PEFT but merged by the hub."""
+    if targets is None:
+        checks.skip(["weights.targets"], "the config's target_modules is unusable", file=ADAPTER_WEIGHTS)
+    elif isinstance(targets, str) and targets != "all-linear":
+        checks.skip(["weights.targets"], "target_modules is a regular expression, which the hub does not evaluate",
+                    file=ADAPTER_WEIGHTS)
+    else:
+        untargeted = [] if targets == "all-linear" else [
+            f"{module} has factors but target_modules {quote(targets)} does not name it"
+            for module in modules if not any(module == key or module.endswith("." + key) for key in targets)
+        ]
+        checks.problems("weights.targets", untargeted, "every adapted module is in target_modules", file=ADAPTER_WEIGHTS)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+# --- the worker's entry point ----------------------------------------------------------------------------------------
+
+
+def validate_upload(
+    source: Path,
+    kind: str,
+    base_models: BaseModels | None = None,
+    *,
+    chosen_base: str | None = None,
+    limits: ArchiveLimits = ArchiveLimits(),  # noqa: B008 - frozen, so sharing the default is safe
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    work_dir: Path | None = None,
+) -> ValidationReport:
+    """Validate an upload folder or archive of `kind` ("adapter" or "dataset"); bad input never raises.
+
+    An archive is unpacked into a temporary folder under `work_dir` (the system's by default) and
+    removed afterwards. Any EngineInputError becomes a failed check, so a worker always gets a report.
+    """
+    if kind not in UPLOAD_KINDS:
+        raise ValueError(f"kind must be one of {UPLOAD_KINDS}, got {kind!r}")
+    from workers.engine.datasets import validate_dataset  # datasets builds on this module's report types
+
+    def validate(folder: Path) -> ValidationReport:
+        if kind == "adapter":
+            return validate_adapter(folder, base_models=base_models or {}, chosen_base=chosen_base,
+                                    max_file_bytes=max_file_bytes)
+        return validate_dataset(folder, max_file_bytes=max_file_bytes)
+
+    source = Path(source)
+    try:
+        if source.is_dir():
+            return validate(source)
+        if not is_archive(source):
+            raise EngineInputError("expected a folder or an archive (.zip, .tar.gz, .tgz, .tar)", file=source.name,
+                                   code="upload_format")
+        with tempfile.TemporaryDirectory(prefix="nomoat-upload-", dir=work_dir) as tmp:
+            folder = Path(tmp) / "upload"
+            try:
+                extract_upload(source, folder, limits=limits)
+            except EngineInputError as exc:
+                return ValidationReport(kind, [Check("archive", False, str(exc), file=exc.file, field=exc.field)])
+            return validate(folder)
+    except EngineInputError as exc:
+        return ValidationReport(kind, [Check("upload", False, str(exc), file=exc.file, field=exc.field)])

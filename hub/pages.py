@@ -1,7 +1,7 @@
 """URLs of the server-rendered pages."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from hub.accounts import views as accounts_views
 from hub.catalog import views as catalog_views
@@ -19,8 +19,13 @@ for kind in ("adapter", "dataset"):
     k = {"kind": kind}
     urlpatterns += [
         path(f"{kind}s/", catalog_views.browse, k, name=f"{kind}-browse"),
+        path(f"upload/{kind}", catalog_views.upload, k, name=f"{kind}-upload"),
+        path(f"{kind}s/{REPO}/v/<int:number>/status", catalog_views.version_status, k, name=f"{kind}-version-status"),
         path(f"{kind}s/{REPO}", catalog_views.repository_detail, k, name=f"{kind}-page"),
         path(f"{kind}s/{REPO}/v/<int:number>", catalog_views.repository_detail, k, name=f"{kind}-version-page"),
         path(f"{kind}s/{REPO}/v/<int:number>/files/<path:path>", catalog_views.version_file, k,
              name=f"{kind}-file-page"),
     ]
+
+for app in ("stacks", "evals", "moderation"):
+    urlpatterns.append(path("", include(f"hub.{app}.urls_pages")))

@@ -73,6 +73,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "hub.accounts",
     "hub.catalog",
+    "hub.stacks",
+    "hub.evals",
+    "hub.moderation",
+    "hub.hfcompat",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +150,10 @@ MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024**3)
 MAX_UPLOAD_FILES = env_int("MAX_UPLOAD_FILES", 64)
 MAX_UNPACKED_BYTES = env_int("MAX_UNPACKED_BYTES", 4 * 1024**3)
 MAX_COMPRESSION_RATIO = env_int("MAX_COMPRESSION_RATIO", 200)
+MAX_CHUNK_BYTES = env_int("MAX_CHUNK_BYTES", 64 * 1024**2)
+# Chunks of resumable uploads are appended here; with several web machines it must be shared
+# storage (or route one session to one machine).
+UPLOAD_DIR = Path(env_str("NOMOAT_UPLOAD_DIR", str(DATA_DIR / "uploads")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 FILE_UPLOAD_TEMP_DIR = None

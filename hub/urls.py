@@ -4,5 +4,8 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("hub.api.urls")),
+    # The Hugging Face Hub-compatible routes (api/models/..., api/datasets/..., resolve/...) live at the root, as
+    # huggingface_hub expects; they are listed before the pages so their patterns win.
+    path("", include("hub.hfcompat.urls")),
     path("", include("hub.pages")),
 ]

@@ -1,6 +1,6 @@
 """/api/v1/: every app's API views, one namespace."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from hub.accounts import api as accounts_api
@@ -17,6 +17,9 @@ urlpatterns = [
     path("auth/tokens/<int:token_id>", accounts_api.TokenRevoke.as_view(), name="token-revoke"),
     path("users", catalog_api.UserList.as_view(), name="user-list"),
     path("users/<str:username>", catalog_api.UserDetail.as_view(), name="user-detail"),
+    path("uploads", catalog_api.UploadSessionCreate.as_view(), name="upload-sessions"),
+    path("uploads/<uuid:session_id>", catalog_api.UploadSessionDetail.as_view(), name="upload-session"),
+    path("uploads/<uuid:session_id>/complete", catalog_api.UploadSessionComplete.as_view(), name="upload-complete"),
     path("base-models", catalog_api.BaseModelList.as_view(), name="base-model-list"),
     path("base-models/<str:owner>/<str:name>", catalog_api.BaseModelDetail.as_view(), name="base-model-detail"),
     path("base-models/<str:owner>/<str:name>/files/<path:path>", catalog_api.BaseModelFileDownload.as_view(),
@@ -27,7 +30,7 @@ for kind in ("adapter", "dataset"):
     urlpatterns += [
         path(f"{kind}s", catalog_api.RepositoryList.as_view(), k, name=f"{kind}-list"),
         path(f"{kind}s/{REPO}", catalog_api.RepositoryDetail.as_view(), k, name=f"{kind}-detail"),
-        path(f"{kind}s/{REPO}/versions", catalog_api.VersionList.as_view(), k, name=f"{kind}-versions"),
+        path(f"{kind}s/{REPO}/versions", catalog_api.VersionListUpload.as_view(), k, name=f"{kind}-versions"),
         path(f"{kind}s/{REPO}/versions/<int:number>", catalog_api.VersionDetail.as_view(), k,
              name=f"{kind}-version"),
         path(f"{kind}s/{REPO}/versions/<int:number>/files", catalog_api.VersionFileList.as_view(), k,
@@ -35,3 +38,7 @@ for kind in ("adapter", "dataset"):
         path(f"{kind}s/{REPO}/versions/<int:number>/files/<path:path>", catalog_api.VersionFileDownload.as_view(),
              k, name=f"{kind}-file"),
     ]
+
+# Each domain app owns its routes; they share the one `api` namespace.
+for app in ("stacks", "evals", "moderation"):
+    urlpatterns.append(path("", include(f"hub.{app}.urls_api")))

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import re
+
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.accounts.models import User
 from hub.accounts.selectors import users_active
+from hub.api.errors import ApiError
 from hub.catalog import selectors
 from hub.catalog.downloads import serve_blob
-from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionFile, VersionState
+from hub.catalog.models import BaseModel, RepoKind, Repository, UploadSession, Version, VersionFile, VersionState
 from hub.catalog.services import version_record_download
+from hub.catalog.uploads import (
+    IncomingFile,
+    UploadError,
+    upload_session_append,
+    upload_session_complete,
+    upload_session_create,
+    upload_version,
+)
+
+
+class OctetStreamParser(BaseParser):
+    """Declares raw chunk bodies; views stream them from the request themselves, never via request.data."""
+
+    media_type = "application/octet-stream"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return {}
 
 
 def primary_file(version: Version) -> str:
@@ -107,6 +128,54 @@ class UserOut(serializers.ModelSerializer):
         fields = ["username", "role", "bio", "date_joined"]
 
 
+# --- uploads ----------------------------------------------------------------------------------------------------------
+
+
+class UploadSessionOut(serializers.ModelSerializer):
+    offset = serializers.IntegerField(source="received")
+    sha256 = serializers.CharField(source="blob_id", allow_null=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = UploadSession
+        fields = ["id", "filename", "size", "offset", "state", "sha256", "created_at", "url"]
+
+    def get_url(self, obj: UploadSession) -> str:
+        return reverse("api:upload-session", kwargs={"session_id": obj.pk})
+
+
+class UploadSessionIn(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    size = serializers.IntegerField(min_value=0)
+
+
+class UploadCompleteIn(serializers.Serializer):
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$")
+
+
+class VersionUploadIn(serializers.Serializer):
+    """Multipart: `files` (repeated) or one `archive`. JSON: `uploads` maps file paths to completed session ids."""
+
+    base_model = serializers.CharField(required=False, allow_blank=True)
+    summary = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    uploads = serializers.DictField(child=serializers.UUIDField(), required=False)
+
+
+def raise_upload_error(exc: UploadError):
+    raise ApiError(exc.code, str(exc), status_code=exc.status)
+
+
+def version_created_response(request: Request, version: Version) -> Response:
+    repo = version.repository
+    kwargs = {"owner": repo.owner.username, "name": repo.name, "number": version.number}
+    return Response({
+        **VersionOut(version).data,
+        "status_url": request.build_absolute_uri(reverse(f"api:{repo.kind}-version", kwargs=kwargs)),
+        "page_url": request.build_absolute_uri(reverse(f"{repo.kind}-version-page", kwargs=kwargs)),
+        "status_page_url": request.build_absolute_uri(reverse(f"{repo.kind}-version-status", kwargs=kwargs)),
+    }, status=202)
+
+
 class BaseModelList(generics.ListAPIView):
     serializer_class = BaseModelOut
     cursor_ordering = ("name",)
@@ -160,8 +229,6 @@ class RepositoryList(generics.ListAPIView):
             f: params.get(f, "") for f in selectors.RepositoryFilters.__dataclass_fields__
         })
         if filters.state and filters.state not in VersionState.values:
-            from hub.api.errors import ApiError
-
             raise ApiError("invalid_filter", f"state must be one of {', '.join(VersionState.values)}")
         return selectors.repositories_visible(self.request.user, self.kwargs["kind"], filters)
 
@@ -177,14 +244,47 @@ class RepositoryDetail(APIView):
         return Response(RepositoryDetailOut(repo, context={"request": request}).data)
 
 
-class VersionList(generics.ListAPIView):
+class VersionListUpload(generics.ListAPIView):
+    """GET: the versions of a repository. POST: upload a new version (202; validation runs in a worker)."""
+
     serializer_class = VersionOut
     cursor_ordering = ("-number",)
+    parser_classes = [MultiPartParser, JSONParser]
 
     def get_queryset(self):
         repo = selectors.repository_get_visible(self.request.user, self.kwargs["kind"], self.kwargs["owner"],
                                                 self.kwargs["name"])
         return selectors.versions_of(self.request.user, repo)
+
+    @extend_schema(request=VersionUploadIn, responses={202: VersionOut})
+    def post(self, request: Request, kind: str, owner: str, name: str) -> Response:
+        if request.user.username != owner:
+            raise ApiError("permission_denied", f"you can upload only to your own namespace ({request.user.username}/…)",
+                           status_code=403)
+        data = VersionUploadIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        base_model = None
+        if data.validated_data.get("base_model"):
+            base_model = BaseModel.objects.filter(name=data.validated_data["base_model"]).first()
+            if base_model is None:
+                raise ApiError("unknown_base_model", f"base_model {data.validated_data['base_model']!r} is not on this "
+                                                     "hub; see /api/v1/base-models")
+        uploaded = request.FILES.getlist("files") + request.FILES.getlist("archive")
+        session_ids = data.validated_data.get("uploads", {})
+        sessions = {path: s for path, s in ((p, UploadSession.objects.filter(pk=i, owner=request.user).first())
+                                            for p, i in session_ids.items())}
+        missing = [p for p, s in sessions.items() if s is None]
+        if missing:
+            raise ApiError("unknown_upload", f"{missing[0]}: no upload session {session_ids[missing[0]]} of yours")
+        try:
+            version = upload_version(
+                kind=kind, owner=request.user, name=name, base_model=base_model,
+                summary=data.validated_data.get("summary", ""), sessions=sessions,
+                files=[IncomingFile(path=f.name, stream=f, size=f.size) for f in uploaded],
+            )
+        except UploadError as exc:
+            raise_upload_error(exc)
+        return version_created_response(request, version)
 
 
 class VersionDetail(APIView):
@@ -231,3 +331,66 @@ class UserDetail(APIView):
         from django.shortcuts import get_object_or_404
 
         return Response(UserOut(get_object_or_404(users_active(), username=username)).data)
+
+
+class UploadSessionCreate(APIView):
+    @extend_schema(request=UploadSessionIn, responses={201: UploadSessionOut})
+    def post(self, request: Request) -> Response:
+        data = UploadSessionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            session = upload_session_create(owner=request.user, **data.validated_data)
+        except UploadError as exc:
+            raise_upload_error(exc)
+        return Response(UploadSessionOut(session).data, status=201)
+
+
+def own_session(request: Request, session_id) -> UploadSession:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(UploadSession, pk=session_id, owner=request.user)
+
+
+CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+class UploadSessionDetail(APIView):
+    parser_classes = [OctetStreamParser]
+
+    @extend_schema(responses=UploadSessionOut)
+    def get(self, request: Request, session_id) -> Response:
+        if not request.user.is_authenticated:
+            raise ApiError("not_authenticated", "sign in to see your uploads", status_code=401)
+        return Response(UploadSessionOut(own_session(request, session_id)).data)
+
+    @extend_schema(request={"application/octet-stream": bytes}, responses=UploadSessionOut,
+                   parameters=[OpenApiParameter("offset", int, description="where this chunk starts (or Content-Range)")])
+    def put(self, request: Request, session_id) -> Response:
+        session = own_session(request, session_id)
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        content_range = CONTENT_RANGE_RE.match(request.headers.get("Content-Range", ""))
+        if content_range:
+            offset = int(content_range.group(1))
+            length = int(content_range.group(2)) - offset + 1
+        elif "offset" in request.query_params:
+            offset = int(request.query_params["offset"])
+        else:
+            raise ApiError("offset_required", "send `Content-Range: bytes start-end/total` or `?offset=`")
+        try:
+            session = upload_session_append(session=session, offset=offset, stream=request._request, length=length)
+        except UploadError as exc:
+            raise_upload_error(exc)
+        return Response(UploadSessionOut(session).data)
+
+
+class UploadSessionComplete(APIView):
+    @extend_schema(request=UploadCompleteIn, responses=UploadSessionOut)
+    def post(self, request: Request, session_id) -> Response:
+        data = UploadCompleteIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            session = upload_session_complete(session=own_session(request, session_id),
+                                              sha256=data.validated_data["sha256"])
+        except UploadError as exc:
+            raise_upload_error(exc)
+        return Response(UploadSessionOut(session).data)

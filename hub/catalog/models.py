@@ -7,6 +7,7 @@ versions, files, cards, states and downloads, and differ only in what validation
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -183,3 +184,24 @@ class VersionFile(models.Model):
     @property
     def sha256(self) -> str:
         return self.blob.sha256
+
+
+class UploadSession(models.Model):
+    """A resumable upload of one large file: chunks are appended at the offset the server reports."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        COMPLETE = "complete", "Complete"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="upload_sessions")
+    filename = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    received = models.BigIntegerField(default=0)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
+    blob = models.ForeignKey(Blob, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.received}/{self.size})"

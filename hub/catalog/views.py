@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -59,3 +60,20 @@ def base_model_detail(request: HttpRequest, owner: str, name: str) -> HttpRespon
     adapters = selectors.repositories_visible(request.user, RepoKind.ADAPTER,
                                               selectors.RepositoryFilters(base_model=base.name))
     return render(request, "catalog/base_model.html", {"base": base, "adapters": adapters[:50]})
+
+
+@login_required
+def upload(request: HttpRequest, kind: str) -> HttpResponse:
+    """The form posts to the versions API from the page's script, which shows upload progress."""
+    return render(request, "catalog/upload.html", {
+        "kind": kind, "base_models": selectors.base_models_all(),
+        "own_repositories": Repository.objects.filter(owner=request.user, kind=kind).order_by("name"),
+        "preset_name": request.GET.get("name", ""),
+    })
+
+
+def version_status(request: HttpRequest, kind: str, owner: str, name: str, number: int) -> HttpResponse:
+    """Follows validation live: the page polls the version's API resource and lists every check."""
+    repo = selectors.repository_get_visible(request.user, kind, owner, name)
+    version = selectors.version_get_visible(request.user, repo, number)
+    return render(request, "catalog/status.html", {"repo": repo, "version": version})

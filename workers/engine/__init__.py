@@ -5,9 +5,9 @@ a test or a profiler. Bump ENGINE_VERSION whenever an output of the engine would
 the same inputs: it is part of every stack recipe hash.
 """
 
-ENGINE_VERSION = "1"
-
 import os
+
+ENGINE_VERSION = "1"
 
 # No network at run time: transformers, peft and huggingface_hub must never reach a model hub
 # from inside the engine (PEFT, for one, probes the hub for the base model on save).

@@ -1,0 +1,174 @@
+"""Upload services: whole files (multipart or one archive) and resumable chunked sessions.
+
+Every upload is stored in the blob store before anything else happens; then a version is
+recorded and validation enqueued. Limits are checked while streaming, never after buffering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import BinaryIO
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from hub.accounts.models import User
+from hub.catalog.blobstore import BlobIntegrityError
+from hub.catalog.models import BaseModel, Blob, Repository, UploadSession, Version
+from hub.catalog.services import blob_put_file, blob_put_stream, repository_get_or_create, version_create
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
+
+
+class UploadError(ValueError):
+    """A refused upload: `code` is stable for clients, the message names the file and the limit."""
+
+    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    path: str
+    stream: BinaryIO
+    size: int
+
+
+def check_upload_path(path: str) -> str:
+    """Relative POSIX paths of safe names only: no absolute paths, no '..', no hidden tricks."""
+    parts = PurePosixPath(path).parts
+    if not parts or path.startswith("/") or any(not SAFE_NAME.match(part) or part in {".", ".."} for part in parts):
+        raise UploadError("bad_filename", f"{path!r}: file names may use letters, digits, '.', '_', '-' and spaces, "
+                                          "in relative folders without '..'")
+    return "/".join(parts)
+
+
+def _check_sizes(files: Iterable[tuple[str, int]]) -> None:
+    files = list(files)
+    if not files:
+        raise UploadError("no_files", "no files were uploaded")
+    if len(files) > settings.MAX_UPLOAD_FILES:
+        raise UploadError("too_many_files", f"{len(files)} files; at most {settings.MAX_UPLOAD_FILES} per upload")
+    for path, size in files:
+        if size > settings.MAX_UPLOAD_BYTES:
+            raise UploadError("too_large", f"{path}: {size} bytes; at most {settings.MAX_UPLOAD_BYTES} per file "
+                                           "(use a chunked upload for large files)", status=413)
+    total = sum(size for _, size in files)
+    if total > settings.MAX_UPLOAD_BYTES:
+        raise UploadError("too_large", f"the upload totals {total} bytes; at most {settings.MAX_UPLOAD_BYTES}",
+                          status=413)
+
+
+def upload_version(
+    *,
+    kind: str,
+    owner: User,
+    name: str,
+    files: Iterable[IncomingFile] = (),
+    sessions: Mapping[str, UploadSession] | None = None,
+    base_model: BaseModel | None = None,
+    summary: str = "",
+) -> Version:
+    """Store uploaded files (and completed chunked sessions) as blobs, then record a version."""
+    files = list(files)
+    sessions = dict(sessions or {})
+    paths = [check_upload_path(f.path) for f in files] + [check_upload_path(p) for p in sessions]
+    if len(set(paths)) != len(paths):
+        raise UploadError("duplicate_file", "a file name appears twice in the upload")
+    _check_sizes([(f.path, f.size) for f in files] + [(p, s.size) for p, s in sessions.items()])
+    for path, session in sessions.items():
+        if session.owner_id != owner.pk or session.state != UploadSession.State.COMPLETE:
+            raise UploadError("upload_incomplete", f"{path}: upload session {session.pk} is not a completed upload "
+                                                   "of yours")
+    blobs: dict[str, Blob] = {check_upload_path(f.path): blob_put_stream(stream=f.stream) for f in files}
+    blobs |= {check_upload_path(p): s.blob for p, s in sessions.items()}
+    with transaction.atomic():
+        try:
+            repository = repository_get_or_create(kind=kind, owner=owner, name=name, base_model=base_model)
+        except ValidationError as exc:
+            raise UploadError("bad_name", f"repository name {name!r}: {'; '.join(exc.messages)}") from None
+        if summary:
+            Repository.objects.filter(pk=repository.pk).update(summary=summary[:300])
+        return version_create(repository=repository, files=blobs, created_by=owner, base_model=base_model)
+
+
+def _part_path(session: UploadSession):
+    return settings.UPLOAD_DIR / f"{session.pk}.part"
+
+
+def upload_session_create(*, owner: User, filename: str, size: int) -> UploadSession:
+    check_upload_path(filename)
+    if size < 0:
+        raise UploadError("bad_size", f"{filename}: size must be >= 0")
+    _check_sizes([(filename, size)])
+    session = UploadSession.objects.create(owner=owner, filename=filename, size=size)
+    settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    _part_path(session).touch()
+    return session
+
+
+def upload_session_append(*, session: UploadSession, offset: int, stream: BinaryIO, length: int) -> UploadSession:
+    """Append one chunk at `offset`, which must be what the server has received so far."""
+    if length > settings.MAX_CHUNK_BYTES:
+        raise UploadError("chunk_too_large", f"chunks are at most {settings.MAX_CHUNK_BYTES} bytes", status=413)
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.state != UploadSession.State.OPEN:
+            raise UploadError("upload_closed", "this upload session is already complete", status=409)
+        if offset != locked.received:
+            raise UploadError("offset_mismatch", f"chunk starts at {offset} but the server has {locked.received} "
+                                                 "bytes; resume from there", status=409)
+        if offset + length > locked.size:
+            raise UploadError("too_large", f"{locked.filename}: chunk ends at {offset + length}, past the declared "
+                                           f"size {locked.size}", status=413)
+        path = _part_path(locked)
+        with open(path, "r+b") as part:
+            part.truncate(offset)  # drop the tail of a chunk that died half-written
+            part.seek(offset)
+            written = 0
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                written += len(chunk)
+                if written > length:
+                    raise UploadError("length_mismatch", "the chunk is longer than its Content-Length")
+                part.write(chunk)
+            part.flush()
+            os.fsync(part.fileno())
+        if written != length:
+            raise UploadError("length_mismatch", f"received {written} bytes of a {length}-byte chunk; resume at "
+                                                 f"{offset}", status=400)
+        UploadSession.objects.filter(pk=locked.pk).update(received=F("received") + written, updated_at=timezone.now())
+    session.refresh_from_db()
+    return session
+
+
+def upload_session_complete(*, session: UploadSession, sha256: str) -> UploadSession:
+    """Verify the whole file against the client's sha256, then move it into the blob store."""
+    with transaction.atomic():
+        locked = UploadSession.objects.select_for_update().get(pk=session.pk)
+        if locked.state == UploadSession.State.COMPLETE:
+            if locked.blob_id != sha256.lower():
+                raise UploadError("sha256_mismatch", f"{locked.filename}: this upload completed with sha256 "
+                                                     f"{locked.blob_id}", status=409)
+            return locked  # completing twice is harmless
+        if locked.received != locked.size:
+            raise UploadError("upload_incomplete", f"{locked.filename}: {locked.received} of {locked.size} bytes "
+                                                   "received", status=409)
+        try:
+            blob = blob_put_file(path=_part_path(locked), expected_sha256=sha256)
+        except BlobIntegrityError as exc:
+            raise UploadError("sha256_mismatch", f"{locked.filename}: {exc}; upload the file again") from None
+        locked.blob, locked.state, locked.updated_at = blob, UploadSession.State.COMPLETE, timezone.now()
+        locked.save(update_fields=["blob", "state", "updated_at"])
+    with contextlib.suppress(FileNotFoundError):
+        _part_path(locked).unlink()
+    return locked

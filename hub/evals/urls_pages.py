@@ -1,0 +1,3 @@
+"""Page routes of the evals app."""
+
+urlpatterns: list = []

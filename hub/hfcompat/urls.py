@@ -1,0 +1,3 @@
+"""Hugging Face Hub-compatible routes (see hub/hfcompat)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Page routes of the moderation app."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Page routes of the stacks app."""
+
+urlpatterns: list = []

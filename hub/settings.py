@@ -39,6 +39,14 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={value!r}: expected an integer") from None
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return default if value is None else float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -161,6 +169,10 @@ FILE_UPLOAD_TEMP_DIR = None
 # A worker holds a version it validates for this long; after that the version is claimed again
 # (the worker is presumed dead). Versions left `uploaded` this long are enqueued again.
 VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 600)
+# Stack builds hold a lease they extend with every progress report; a build running past the
+# timeout fails cleanly ("timed out").
+STACK_LEASE_SECONDS = env_int("STACK_LEASE_SECONDS", 300)
+STACK_BUILD_TIMEOUT_SECONDS = env_int("STACK_BUILD_TIMEOUT_SECONDS", 3600)
 REQUEUE_UPLOADED_AFTER_SECONDS = env_int("REQUEUE_UPLOADED_AFTER_SECONDS", 120)
 
 # Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport (no server).
@@ -209,6 +221,15 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# Moderation. Reports from this many different users hide an item until a moderator decides; this share
+# (0..1) of trusted uploaders' versions, published at once, is still drawn into the review queue; a
+# moderator's claim on a queue item lapses after this many seconds.
+REPORT_HIDE_THRESHOLD = env_int("REPORT_HIDE_THRESHOLD", 3)
+TRUSTED_SAMPLE_RATE = env_float("TRUSTED_SAMPLE_RATE", 0.1)
+if not 0 <= TRUSTED_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured(f"TRUSTED_SAMPLE_RATE={TRUSTED_SAMPLE_RATE}: expected a share between 0 and 1")
+CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 30 * 60)
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "nomoat <noreply@nomoat.local>")

@@ -1,6 +1,7 @@
 """Reads for the catalog, with visibility rules in one place.
 
 Anyone sees published versions. Owners also see their own unpublished ones; moderators see all.
+A version taken down by moderation (hidden by reports, or unpublished) answers 404 with the reason.
 """
 
 from __future__ import annotations
@@ -98,9 +99,17 @@ def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository
         .filter(kind=kind, owner__username=owner, name=name)
         .first()
     )
-    if repo is None or not versions_visible_to(user).filter(repository=repo).exists():
+    if repo is None:
         raise Http404(f"{kind} {owner}/{name} not found")
+    if not versions_visible_to(user).filter(repository=repo).exists():
+        raise Http404(_withdrawn_reason(repo.versions.all()) or f"{kind} {owner}/{name} not found")
     return repo
+
+
+def _withdrawn_reason(versions: QuerySet[Version]) -> str | None:
+    """Why a version that was public is not any more; pending or rejected versions stay plain "not found"."""
+    withdrawn = versions.filter(state=VersionState.UNPUBLISHED).select_related("repository__owner").first()
+    return f"{withdrawn} is no longer available: {withdrawn.state_reason}" if withdrawn else None
 
 
 def versions_of(user, repository: Repository) -> QuerySet[Version]:
@@ -116,7 +125,8 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
 def version_get_visible(user, repository: Repository, number: int) -> Version:
     version = versions_of(user, repository).filter(number=number).first()
     if version is None:
-        raise Http404(f"version {number} of {repository.full_name} not found")
+        raise Http404(_withdrawn_reason(repository.versions.filter(number=number))
+                      or f"version {number} of {repository.full_name} not found")
     return version
 
 

@@ -25,6 +25,7 @@ from hub.catalog.models import (
     VersionFile,
     VersionState,
 )
+from hub.leases import claim_with_lease, lease_expired
 from hub.tasks import enqueue
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -138,10 +139,14 @@ def version_create(
 
 
 def version_set_state(*, version: Version, state: str, reason: str = "") -> Version:
-    """Move a version along its life cycle; anything not in ALLOWED_TRANSITIONS is refused."""
+    """Move a version along its life cycle; anything not in ALLOWED_TRANSITIONS is refused.
+
+    Setting the state a version is already in only changes its reason (a moderator confirming a
+    takedown replaces "hidden by reports" with their own reason).
+    """
     with transaction.atomic():
         locked = Version.objects.select_for_update().get(pk=version.pk)
-        if state not in ALLOWED_TRANSITIONS[locked.state]:
+        if state != locked.state and state not in ALLOWED_TRANSITIONS[locked.state]:
             raise InvalidTransition(f"{locked} cannot go from {locked.state} to {state}")
         locked.state = state
         locked.state_reason = reason
@@ -153,25 +158,21 @@ def version_set_state(*, version: Version, state: str, reason: str = "") -> Vers
 
 
 def version_claim_for_validation(*, version_id: int, lease_seconds: int) -> Version | None:
-    """Take a version for validation: from `uploaded`, or from `validating` whose lease ran out.
-
-    One conditional UPDATE, so two workers given the same task cannot both win; a redelivered
-    task after success finds nothing to claim.
-    """
-    now = timezone.now()
-    claimable = Q(state=VersionState.UPLOADED) | Q(state=VersionState.VALIDATING, lease_expires_at__lt=now)
-    won = Version.objects.filter(claimable, pk=version_id).update(
-        state=VersionState.VALIDATING, lease_expires_at=now + timedelta(seconds=lease_seconds)
-    )
-    return Version.objects.select_related("repository", "base_model", "created_by").get(pk=version_id) if won else None
+    """Take a version for validation: from `uploaded`, or from `validating` whose lease ran out."""
+    claimable = Q(state=VersionState.UPLOADED) | (Q(state=VersionState.VALIDATING) & lease_expired())
+    if not claim_with_lease(Version, version_id, claimable, lease_seconds=lease_seconds, state=VersionState.VALIDATING):
+        return None
+    return Version.objects.select_related("repository", "base_model", "created_by").get(pk=version_id)
 
 
 @transaction.atomic
 def version_record_validation(*, version: Version, report: dict, files: Mapping[str, Blob] | None = None) -> Version:
     """Store a validation report; the version becomes rejected, pending_review, or published for trusted uploaders.
 
-    `files` replaces the version's files (an uploaded archive becomes the files it held).
+    `files` replaces the version's files (an uploaded archive becomes the files it held). A version
+    that passed enters the review queue (a trusted uploader's only when sampled).
     """
+    from hub.moderation.services import review_item_open  # moderation builds on the catalog: import late
     locked = Version.objects.select_for_update().get(pk=version.pk)
     if locked.state != VersionState.VALIDATING:
         return locked  # someone else finished it first
@@ -184,7 +185,7 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
     if failures:
         locked.state = VersionState.REJECTED
         locked.state_reason = "; ".join(c["message"] for c in failures[:5])
-    elif locked.created_by.is_trusted:
+    elif locked.created_by.has_perm("moderation.skip_review"):
         locked.state, locked.state_reason = VersionState.PUBLISHED, "published on upload (trusted uploader)"
         locked.published_at = timezone.now()
     else:
@@ -193,15 +194,16 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
     locked.stats = report.get("stats", {})
     locked.lease_expires_at = None
     locked.save()
+    if not failures:
+        review_item_open(version=locked)
     return locked
 
 
 def versions_requeue_stale(*, uploaded_after_seconds: int) -> list[int]:
     """Enqueue validation again for versions whose task was lost (broker lost it, or the worker died)."""
-    now = timezone.now()
     stale = Version.objects.filter(
-        Q(state=VersionState.UPLOADED, created_at__lt=now - timedelta(seconds=uploaded_after_seconds))
-        | Q(state=VersionState.VALIDATING, lease_expires_at__lt=now)
+        Q(state=VersionState.UPLOADED, created_at__lt=timezone.now() - timedelta(seconds=uploaded_after_seconds))
+        | (Q(state=VersionState.VALIDATING) & lease_expired())
     ).values_list("pk", flat=True)
     ids = list(stale)
     for version_id in ids:

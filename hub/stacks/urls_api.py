@@ -1,3 +1,11 @@
-"""/api/v1/ routes of the stacks app."""
+"""/api/v1/stacks routes."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from hub.stacks import api
+
+urlpatterns = [
+    path("stacks", api.StackListCreate.as_view(), name="stacks"),
+    path("stacks/<str:recipe_hash>", api.StackDetail.as_view(), name="stack-detail"),
+    path("stacks/<str:recipe_hash>/files/<path:path>", api.StackFileDownload.as_view(), name="stack-file"),
+]

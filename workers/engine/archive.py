@@ -29,7 +29,8 @@ from workers.engine.errors import EngineInputError
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 CHUNK_BYTES = 1 << 20
-MAX_NAME_BYTES = 255
+MAX_NAME_BYTES = 255  # one path component
+MAX_PATH_BYTES = 1024  # a whole member name, well under PATH_MAX with the staging folder in front
 MAX_DEPTH = 16
 # Metadata that archivers add on their own (macOS Finder): skipped, never extracted.
 IGNORED_PARTS = frozenset({"__MACOSX", ".DS_Store"})
@@ -47,7 +48,7 @@ GiB = 1024**3
 class ArchiveLimits:
     """Bounds on what one upload may unpack to; ratios only count past `ratio_grace_bytes`."""
 
-    max_files: int = 256
+    max_files: int = 256  # entries of any kind, folders included
     max_total_bytes: int = 20 * GiB
     max_file_bytes: int = 10 * GiB
     max_ratio: float = 100.0
@@ -104,7 +105,7 @@ def extract_upload(
 
 def _unpack(members: Iterator[_Member], staging: Path, archive: Path, limits: ArchiveLimits) -> None:
     archive_size = max(archive.stat().st_size, 1)
-    count = total = 0
+    count = files = total = 0
 
     def fail(member: str, message: str, code: str) -> EngineInputError:
         return EngineInputError(message, file=archive.name, field=member, code=code)
@@ -119,6 +120,9 @@ def _unpack(members: Iterator[_Member], staging: Path, archive: Path, limits: Ar
                                f"({archive_size} bytes); refusing a likely zip bomb", "ratio")
 
     for member in members:
+        count += 1  # every entry counts, folders and skipped ones too: each costs work even when it writes nothing
+        if count > limits.max_files:
+            raise fail(member.name, f"archive holds more than {limits.max_files} entries", "too_many_files")
         relative = _relative_path(member.name, fail)
         if relative is None or IGNORED_PARTS.intersection(relative.parts):
             continue
@@ -135,9 +139,7 @@ def _unpack(members: Iterator[_Member], staging: Path, archive: Path, limits: Ar
             continue
         if target.exists():
             raise fail(member.name, "appears twice in the archive; expected unique names", "archive_name")
-        count += 1
-        if count > limits.max_files:
-            raise fail(member.name, f"archive holds more than {limits.max_files} files", "too_many_files")
+        files += 1
         check_total(member.name, member.declared_size, total + member.declared_size)  # honest bombs fail here
         target.parent.mkdir(parents=True, exist_ok=True)
         written = 0
@@ -147,7 +149,7 @@ def _unpack(members: Iterator[_Member], staging: Path, archive: Path, limits: Ar
                 total += len(chunk)
                 check_total(member.name, written, total)  # lying ones fail here, before the bytes hit the disk
                 out.write(chunk)
-    if count == 0:
+    if files == 0:
         raise EngineInputError("archive holds no files", file=archive.name, code="archive_empty")
 
 
@@ -166,13 +168,15 @@ def _relative_path(name: str, fail: Callable[[str, str, str], EngineInputError])
     if not name.isprintable() or "\\" in name:
         raise fail(name, "name has control characters or backslashes; expected a plain relative path with '/'",
                    "archive_name")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if name.startswith("/") or (len(name) > 1 and name[0].isalpha() and name[1] == ":"):  # C:/...
         raise fail(name, "is an absolute path; expected a path relative to the archive root", "archive_path")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
         raise fail(name, "climbs out of the archive with '..'; expected a path inside it", "archive_path")
-    if len(parts) > MAX_DEPTH or any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
-        raise fail(name, f"is nested deeper than {MAX_DEPTH} or has a name over {MAX_NAME_BYTES} bytes", "archive_name")
+    if len(parts) > MAX_DEPTH or len(name.encode()) > MAX_PATH_BYTES or any(
+            len(part.encode()) > MAX_NAME_BYTES for part in parts):
+        raise fail(name, f"is nested deeper than {MAX_DEPTH}, longer than {MAX_PATH_BYTES} bytes, or has a name over "
+                         f"{MAX_NAME_BYTES} bytes", "archive_name")
     return PurePosixPath(*parts) if parts else None
 
 

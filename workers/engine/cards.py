@@ -75,8 +75,9 @@ def parse_card(text: str, *, file: str = "README.md") -> Card:
             f"is not valid YAML{where}: {exc.problem or exc.context}",
             file=file, field="front matter", code="card_yaml",
         ) from None
-    except yaml.YAMLError as exc:
-        raise EngineInputError(f"is not valid YAML: {exc}", file=file, field="front matter", code="card_yaml") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise EngineInputError(f"is not valid YAML ({type(exc).__name__})", file=file, field="front matter",
+                               code="card_yaml") from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict) or not all(isinstance(key, str) for key in loaded):

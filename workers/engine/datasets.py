@@ -88,7 +88,10 @@ class _FileScan:
 def validate_dataset(
     folder: Path, *, max_reported_errors: int = 20, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> ValidationReport:
-    """Check every .jsonl / .csv file of a dataset folder row by row, plus its optional card."""
+    """Check every .jsonl / .csv file of a dataset folder row by row, plus its optional card.
+
+    Each file's first `max_reported_errors` malformed rows are reported one by one, the rest counted.
+    """
     folder = Path(folder)
     checks = Checks()
     listing = scan_folder(folder)
@@ -153,6 +156,7 @@ def _row_shape(row: object) -> tuple[str, int]:
         value = row.get(key)
         if not isinstance(value, str) or not value.strip():
             raise _BadRow(f"`{key}` must be a non-empty string, got {quote(value, 60)}")
+        _check_text(key, value)
         chars += len(value)
     return row_format, chars
 
@@ -165,10 +169,19 @@ def _chat_length(messages: object) -> int:
         if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES or not isinstance(message.get("content"), str):
             raise _BadRow(f"messages[{index}] must be {{\"role\": one of {', '.join(CHAT_ROLES)}, \"content\": a string}}, "
                           f"got {quote(message, 60)}")
+        _check_text(f"messages[{index}].content", message["content"])
         chars += len(message["content"])
     if not any(message["role"] == "assistant" for message in messages):
         raise _BadRow("`messages` has no assistant message to learn from")
     return chars
+
+
+def _check_text(key: str, value: str) -> None:
+    """JSON escapes can smuggle in unpaired surrogates: not text, and PostgreSQL's jsonb refuses them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _BadRow(f"`{key}` holds an unpaired surrogate (\\u{ord(value[exc.start]):04x}); expected Unicode text") from None
 
 
 def _scan_jsonl(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int) -> None:

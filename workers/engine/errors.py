@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class EngineInputError(ValueError):
     """Bad input: `file` and `field` say where, the message says what was expected."""
@@ -12,3 +14,12 @@ class EngineInputError(ValueError):
         self.code = code
         where = ": ".join(part for part in (file, field) if part)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+def quote(value: object, limit: int = 80) -> str:
+    """A value as an error message shows it: JSON where it can be, cut short so hostile input stays readable."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -23,7 +23,14 @@ import numpy as np
 from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
 from workers.engine.cards import Card, card_base_models, card_license, check_card_fields, read_card
 from workers.engine.errors import EngineInputError, quote
-from workers.engine.safetensors_io import FLOAT_DTYPES, SafetensorsHeader, TensorInfo, load_tensor_f32, read_header
+from workers.engine.safetensors_io import (
+    DTYPE_SIZES,
+    FLOAT_DTYPES,
+    SafetensorsHeader,
+    TensorInfo,
+    load_tensor_f32,
+    read_header,
+)
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -32,7 +39,9 @@ ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 DEFAULT_MAX_FILE_BYTES = 8 * 1024**3
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_RANK = 1 << 16
 MAX_LISTED = 5
+FINITE_CHUNK = 1 << 22  # elements read at a time by the NaN/Inf scan: 16 MiB of float32
 UPLOAD_KINDS = ("adapter", "dataset")
 CARD_CHECKS = ("card.front_matter", "card.license", "card.fields")
 TENSOR_NAME = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<factor>[AB])\.weight")
@@ -297,8 +306,8 @@ def _load_json_object(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise EngineInputError(f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
                                file=path.name, code="json") from None
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise EngineInputError(f"is not valid UTF-8 JSON ({type(exc).__name__})", file=path.name, code="json") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, too deep, or an integer past Python's digit limit
+        raise EngineInputError(f"is not valid JSON ({str(exc)[:120]})", file=path.name, code="json") from None
     if not isinstance(data, dict):
         raise EngineInputError(f"must be a JSON object, got {type(data).__name__}", file=path.name, code="json")
     return data
@@ -326,7 +335,8 @@ def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str
 
     checks.attempt("config.peft_type", lambda: expect("peft_type", lambda v: v == "LORA", '"LORA" (other PEFT methods '
                    "are not stackable)"), "peft_type is LORA", file=ADAPTER_CONFIG)
-    _, rank = checks.attempt("config.rank", lambda: expect("r", lambda v: _is_int(v) and v > 0, "a positive integer"),
+    _, rank = checks.attempt("config.rank", lambda: expect("r", lambda v: _is_int(v) and 0 < v <= MAX_RANK,
+                                                               f"a positive integer up to {MAX_RANK}"),
                              lambda v: f"r = {v}", file=ADAPTER_CONFIG)
     _, alpha = checks.attempt("config.alpha", lambda: expect("lora_alpha", lambda v: _is_number(v) and v > 0,
                                                              "a positive number"),
@@ -405,24 +415,31 @@ def _check_weights(checks: Checks, path: Path, header: SafetensorsHeader, lora: 
     checks.problems("weights.dtype", [f"{info.name} is {info.dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
                                       for info in factors if info.dtype not in FLOAT_DTYPES],
                     "every factor is a float tensor", file=file)
+    nonfinite = _check_finite(checks, path, factors)
     stats.update(tensor_count=len(header.tensors), modules=len(modules),
                  trainable_parameters=sum(info.numel for info in factors),
                  dtypes=sorted({info.dtype for info in factors}))
-    norms = _check_finite_and_norms(checks, path, modules, lora.scale)
-    stats["delta_norms"] = norms
 
     if manifest is None:
         checks.skip(["weights.modules", "weights.shapes"], "the base model is unknown", file=file)
+        misfits = set(modules)
     else:
-        _check_shapes(checks, modules, manifest)
+        misfits = _check_shapes(checks, modules, manifest)
     if lora.rank is None:
         checks.skip(["weights.rank"], "the config's r is unusable", file=file)
+        misfits = set(modules)
     else:
-        checks.problems("weights.rank", sorted({
-            f"{module} has rank {rank}; {ADAPTER_CONFIG} says r = {lora.rank}"
-            for module, rank in _ranks(modules) if rank != lora.rank
-        }), f"every factor has rank r = {lora.rank}", file=file)
+        off_rank = {module: rank for module, rank in _ranks(modules) if rank != lora.rank}
+        checks.problems("weights.rank", [f"{module} has rank {rank}; {ADAPTER_CONFIG} says r = {lora.rank}"
+                                         for module, rank in off_rank.items()],
+                        f"every factor has rank r = {lora.rank}", file=file)
+        misfits |= set(off_rank)
     _check_targets(checks, modules, lora.targets)
+    stats["delta_norms"] = {
+        module: _delta_norm(path, parts.a, parts.b, lora.scale) for module, parts in modules.items()
+        if lora.scale is not None and module not in misfits and parts.a is not None and parts.b is not None
+        and not {parts.a.name, parts.b.name} & nonfinite and {parts.a.dtype, parts.b.dtype} <= FLOAT_DTYPES
+    }
 
 
 def _ranks(modules: dict[str, _Module]) -> Iterable[tuple[str, int]]:
@@ -434,53 +451,60 @@ def _ranks(modules: dict[str, _Module]) -> Iterable[tuple[str, int]]:
             yield module, parts.b.shape[1]
 
 
-def _check_shapes(checks: Checks, modules: dict[str, _Module], manifest: Mapping[str, Mapping[str, int]]) -> None:
-    missing = [f"{module} is not a module of the base model (it has e.g. {', '.join(list(manifest)[:3])})"
-               for module in modules if module not in manifest]
-    checks.problems("weights.modules", missing, "every factor targets a linear module of the base model",
-                    file=ADAPTER_WEIGHTS)
-    wrong = []
+def _check_shapes(checks: Checks, modules: dict[str, _Module], manifest: Mapping[str, Mapping[str, int]]) -> set[str]:
+    """The weights.modules and weights.shapes checks; returns the modules that failed either."""
+    missing = [module for module in modules if module not in manifest]
+    checks.problems("weights.modules", [f"{module} is not a module of the base model (it has e.g. "
+                                        f"{', '.join(list(manifest)[:3])})" for module in missing],
+                    "every factor targets a linear module of the base model", file=ADAPTER_WEIGHTS)
+    wrong: dict[str, list[str]] = {}
     for module, parts in modules.items():
         if module not in manifest:
             continue
-        features = manifest[module]
+        features, problems = manifest[module], wrong.setdefault(module, [])
         if parts.a is not None and (len(parts.a.shape) != 2 or parts.a.shape[1] != features["in"]):
-            wrong.append(f"{parts.a.name} is {list(parts.a.shape)}; expected [r, {features['in']}] (r × in_features)")
+            problems.append(f"{parts.a.name} is {list(parts.a.shape)}; expected [r, {features['in']}] (r × in_features)")
         if parts.b is not None and (len(parts.b.shape) != 2 or parts.b.shape[0] != features["out"]):
-            wrong.append(f"{parts.b.name} is {list(parts.b.shape)}; expected [{features['out']}, r] (out_features × r)")
-        if parts.a is not None and parts.b is not None and len(parts.a.shape) == len(parts.b.shape) == 2 \
-                and parts.a.shape[0] != parts.b.shape[1]:
-            wrong.append(f"{module}: lora_A has rank {parts.a.shape[0]} but lora_B has rank {parts.b.shape[1]}")
-    checks.problems("weights.shapes", wrong, "lora_A is r × in and lora_B is out × r for every module",
-                    file=ADAPTER_WEIGHTS)
+            problems.append(f"{parts.b.name} is {list(parts.b.shape)}; expected [{features['out']}, r] (out_features × r)")
+        if not problems and parts.a is not None and parts.b is not None and parts.a.shape[0] != parts.b.shape[1]:
+            problems.append(f"{module}: lora_A has rank {parts.a.shape[0]} but lora_B has rank {parts.b.shape[1]}")
+    checks.problems("weights.shapes", [problem for problems in wrong.values() for problem in problems],
+                    "lora_A is r × in and lora_B is out × r for every module", file=ADAPTER_WEIGHTS)
+    return set(missing) | {module for module, problems in wrong.items() if problems}
 
 
-def _check_finite_and_norms(checks: Checks, path: Path, modules: dict[str, _Module],
-                            scale: float | None) -> dict[str, float]:
-    """The weights.finite check, streaming one tensor at a time; returns ||scale · B A||_F per complete module.
+def _check_finite(checks: Checks, path: Path, factors: list[TensorInfo]) -> set[str]:
+    """The weights.finite check, reading each float factor in bounded chunks; returns the names of bad ones.
 
-    The norm never builds the out × in product: ||B A||_F² = trace(Aᵀ Bᵀ B A) = trace((Bᵀ B)(A Aᵀ)), two r × r Grams.
+    Values are converted to float32 as the hub computes with them, so F64 values past float32's range count as infinite.
     """
-    bad = []
-    norms: dict[str, float] = {}
-    for module, parts in modules.items():
-        loaded = []
-        for info in (parts.a, parts.b):
-            if info is None or info.dtype not in FLOAT_DTYPES:
-                continue
-            values = load_tensor_f32(path, info)
-            if not np.isfinite(values).all():
-                bad.append(f"{info.name} has {int(np.isnan(values).sum())} NaN and {int(np.isinf(values).sum())} "
-                           "infinite values; expected finite numbers")
-            else:
-                loaded.append(values)
-        if scale is not None and len(loaded) == 2 and loaded[0].ndim == loaded[1].ndim == 2 \
-                and loaded[0].shape[0] == loaded[1].shape[1]:
-            a, b = (values.astype(np.float64) for values in loaded)
-            squared = float(np.sum((b.T @ b) * (a @ a.T)))
-            norms[module] = abs(scale) * math.sqrt(max(squared, 0.0))
-    checks.problems("weights.finite", bad, "no NaN or infinite values", file=ADAPTER_WEIGHTS)
-    return norms
+    bad: dict[str, str] = {}
+    for info in factors:
+        if info.dtype not in FLOAT_DTYPES:
+            continue
+        itemsize, nan, inf = DTYPE_SIZES[info.dtype], 0, 0
+        for first in range(0, info.numel, FINITE_CHUNK):
+            count = min(FINITE_CHUNK, info.numel - first)
+            start = info.start + first * itemsize
+            with np.errstate(over="ignore"):
+                chunk = load_tensor_f32(path, TensorInfo(info.name, info.dtype, (count,), start, start + count * itemsize))
+            nan, inf = nan + int(np.isnan(chunk).sum()), inf + int(np.isinf(chunk).sum())
+        if nan or inf:
+            widened = " once converted to float32, as the hub computes" if info.dtype == "F64" else ""
+            bad[info.name] = f"{info.name} has {nan} NaN and {inf} infinite values{widened}; expected finite numbers"
+    checks.problems("weights.finite", list(bad.values()), "no NaN or infinite values", file=ADAPTER_WEIGHTS)
+    return set(bad)
+
+
+def _delta_norm(path: Path, a_info: TensorInfo, b_info: TensorInfo, scale: float) -> float:
+    """||scale · B A||_F without the out × in product: ||B A||_F² = trace(Aᵀ Bᵀ B A) = trace((Bᵀ B)(A Aᵀ)), r × r Grams.
+
+    Only modules that passed every check get here, so both factors are finite in float32 and the float64 sums cannot
+    overflow: (3.4e38)² · in · r² is far below 1e308.
+    """
+    a = load_tensor_f32(path, a_info).astype(np.float64)
+    b = load_tensor_f32(path, b_info).astype(np.float64)
+    return abs(scale) * math.sqrt(max(float(np.sum((b.T @ b) * (a @ a.T))), 0.0))
 
 
 def _check_targets(checks: Checks, modules: dict[str, _Module], targets: list[str] | str | None) -> None:
@@ -503,7 +527,13 @@ def _is_int(value: object) -> bool:
 
 
 def _is_number(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    """An int or float that a float can hold (so alpha / r cannot overflow)."""
+    if not (_is_int(value) or isinstance(value, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 # --- the worker's entry point ----------------------------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""REST API for stacks: request a build (shared per recipe hash), follow it, download its files."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hub.api.errors import ApiError
+from hub.catalog.downloads import serve_blob
+from hub.stacks import selectors
+from hub.stacks.models import BuildState, StackBuild
+from hub.stacks.services import StackRequestError, stack_record_download, stack_request
+
+
+class StackRecipeIn(serializers.Serializer):
+    base_model = serializers.CharField(help_text="e.g. HuggingFaceTB/SmolLM2-135M-Instruct")
+    adapters = serializers.ListField(child=serializers.JSONField(),
+                                     help_text='[{"adapter": "owner/name[@version]", "weight": 1.0}, …]')
+    method = serializers.JSONField(required=False, help_text='"linear" or {"name": "ties", "params": {"density": 0.5}}')
+    output = serializers.JSONField(required=False, help_text='"merged" or {"type": "merged", "dtype": "bf16"}')
+
+
+class StackOut(serializers.ModelSerializer):
+    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    progress_percent = serializers.SerializerMethodField()
+    adapters = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField()
+    timings = serializers.SerializerMethodField()
+    withdrawn_reason = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    page_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StackBuild
+        fields = ["recipe_hash", "state", "progress_percent", "progress_message", "failure_reason", "withdrawn_reason",
+                  "base_model", "method", "output", "adapters", "recipe", "request", "manifest", "files", "timings",
+                  "downloads", "request_count", "attempts", "url", "page_url"]
+
+    def get_progress_percent(self, obj: StackBuild) -> float:
+        return round(obj.progress * 100, 1)
+
+    def get_adapters(self, obj: StackBuild) -> list[dict]:
+        return [{"adapter": m.version.repository.full_name, "version": m.version.number, "weight": m.weight}
+                for m in obj.members.all()]
+
+    def get_files(self, obj: StackBuild) -> list[dict]:
+        return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256,
+                 "url": reverse("api:stack-file", kwargs={"recipe_hash": obj.recipe_hash, "path": f.path})}
+                for f in obj.files.all()]
+
+    def get_timings(self, obj: StackBuild) -> dict:
+        return {"created_at": obj.created_at, "started_at": obj.started_at, "finished_at": obj.finished_at,
+                "build_seconds": obj.seconds}
+
+    def get_withdrawn_reason(self, obj: StackBuild) -> str:
+        return selectors.stack_withdrawn_reason(obj)
+
+    def get_url(self, obj: StackBuild) -> str:
+        return reverse("api:stack-detail", kwargs={"recipe_hash": obj.recipe_hash})
+
+    def get_page_url(self, obj: StackBuild) -> str:
+        return reverse("stack-page", kwargs={"recipe_hash": obj.recipe_hash})
+
+
+class StackListCreate(generics.ListAPIView):
+    serializer_class = StackOut
+    cursor_ordering = ("-downloads", "-pk")
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.stacks_listed(base_model=params.get("base_model", ""), adapter=params.get("adapter", ""))
+
+    @extend_schema(parameters=[OpenApiParameter("base_model", str), OpenApiParameter("adapter", str,
+                                                                                    description="owner/name")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=StackRecipeIn, responses={200: StackOut, 202: StackOut})
+    def post(self, request: Request) -> Response:
+        try:
+            build, _ = stack_request(user=request.user, request=request.data)
+        except StackRequestError as exc:
+            raise ApiError("invalid_recipe", str(exc), details={"field": exc.field}) from None
+        build = selectors.stack_get(build.recipe_hash)
+        return Response(StackOut(build).data, status=200 if build.state == BuildState.READY else 202)
+
+
+class StackDetail(APIView):
+    @extend_schema(responses=StackOut)
+    def get(self, request: Request, recipe_hash: str) -> Response:
+        return Response(StackOut(selectors.stack_get(recipe_hash)).data)
+
+
+class StackFileDownload(APIView):
+    @extend_schema(responses={200: bytes, 206: bytes})
+    def get(self, request: Request, recipe_hash: str, path: str):
+        build = selectors.stack_get(recipe_hash)
+        return serve_stack_file(request._request, build, path)
+
+
+def serve_stack_file(request, build: StackBuild, path: str):
+    """Shared by the API, the pages and the HF-compatible routes."""
+    if build.state != BuildState.READY:
+        raise ApiError("not_ready", f"stack {build.recipe_hash[:12]} is {build.state}; poll {build.recipe_hash} "
+                                    "until it is ready", status_code=409)
+    reason = selectors.stack_withdrawn_reason(build)
+    if reason:
+        raise ApiError("withdrawn", f"stack {build.recipe_hash[:12]} is no longer served: {reason}", status_code=404)
+    file = next((f for f in build.files.all() if f.path == path), None)
+    if file is None:
+        raise ApiError("not_found", f"{path} is not a file of stack {build.recipe_hash[:12]}", status_code=404)
+    # A download of the stack is a download of its first weights file (not of configs or other shards).
+    weights = sorted(f.path for f in build.files.all() if f.path.endswith((".safetensors", ".gguf")))
+    counts = bool(weights) and path == weights[0]
+    return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=path.rsplit("/", 1)[-1],
+                      on_download=(lambda: stack_record_download(build=build)) if counts else None)

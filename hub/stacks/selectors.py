@@ -1,0 +1,42 @@
+"""Reads for stacks. A stack is public while every adapter in it is published."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404
+
+from hub.catalog.models import VersionState
+from hub.stacks.models import BuildState, StackAdapter, StackBuild
+
+
+def stacks_listed(*, base_model: str = "", adapter: str = "", ordering: str = "popular") -> QuerySet[StackBuild]:
+    """Ready stacks whose adapters are all still published (a takedown hides the stacks built on it)."""
+    withdrawn = StackAdapter.objects.filter(build=OuterRef("pk")).exclude(version__state=VersionState.PUBLISHED)
+    qs = (StackBuild.objects.filter(state=BuildState.READY).exclude(Exists(withdrawn))
+          .select_related("base_model").prefetch_related("members__version__repository__owner"))
+    if base_model:
+        qs = qs.filter(base_model__name=base_model)
+    if adapter:
+        owner, _, name = adapter.partition("/")
+        qs = qs.filter(members__version__repository__owner__username=owner,
+                       members__version__repository__name=name).distinct()
+    order = {"popular": ("-downloads", "-request_count", "-pk"), "newest": ("-created_at", "-pk")}
+    return qs.order_by(*order.get(ordering, order["popular"]))
+
+
+def stack_get(recipe_hash: str) -> StackBuild:
+    build = (StackBuild.objects.select_related("base_model")
+             .prefetch_related("members__version__repository__owner", "files__blob")
+             .filter(recipe_hash=recipe_hash).first())
+    if build is None:
+        raise Http404(f"no stack {recipe_hash}")
+    return build
+
+
+def stack_withdrawn_reason(build: StackBuild) -> str:
+    """Why a stack is not served, when one of its adapters is no longer published ("" when it is fine)."""
+    for member in build.members.all():
+        if member.version.state != VersionState.PUBLISHED:
+            why = f": {member.version.state_reason}" if member.version.state_reason else ""
+            return f"adapter {member.version} is {member.version.get_state_display().lower()}{why}"
+    return ""

@@ -1,0 +1,167 @@
+"""Writes for stacks: resolve a client's recipe, share one build per recipe hash, record progress and results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from hub.accounts.models import User
+from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
+from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until
+from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
+from hub.tasks import enqueue
+from workers.engine.errors import EngineInputError
+from workers.engine.recipe import Recipe
+
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+class StackRequestError(ValueError):
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+def _resolve_adapter(entry: Any, index: int, base: BaseModel) -> tuple[Version, float]:
+    field = f"adapters[{index}]"
+    if isinstance(entry, str):
+        entry = {"adapter": entry}
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("adapter"), str):
+        raise StackRequestError('expected {"adapter": "owner/name[@version]", "weight": 1.0}', field=field)
+    ref, _, pinned = entry["adapter"].partition("@")
+    owner, _, name = ref.partition("/")
+    number = entry.get("version", pinned or None)
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        raise StackRequestError(f"weight must be a number, got {weight!r}", field=f"{field}.weight")
+    versions = Version.objects.filter(repository__kind=RepoKind.ADAPTER, repository__owner__username=owner,
+                                      repository__name=name, state=VersionState.PUBLISHED)
+    if number is not None:
+        try:
+            versions = versions.filter(number=int(number))
+        except (TypeError, ValueError):
+            raise StackRequestError(f"version must be a number, got {number!r}", field=f"{field}.version") from None
+    version = versions.select_related("base_model", "repository__owner").order_by("-number").first()
+    if version is None:
+        what = f"{ref}@{number}" if number is not None else ref
+        raise StackRequestError(f"no published adapter {what} on this hub", field=field)
+    if version.base_model_id != base.pk:
+        trained_for = version.base_model.name if version.base_model else "an unknown base model"
+        raise StackRequestError(f"{version} is an adapter for {trained_for}, not for {base.name}", field=field)
+    return version, float(weight)
+
+
+def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseModel, list[tuple[Version, float]]]:
+    """Turn a client's recipe (names, optional versions, weights) into the engine's hashed recipe."""
+    if not isinstance(request, Mapping):
+        raise StackRequestError("the recipe must be a JSON object")
+    unknown = set(request) - {"base_model", "adapters", "method", "output"}
+    if unknown:
+        raise StackRequestError(f"unknown field(s) {', '.join(sorted(unknown))}; expected base_model, adapters, "
+                                "method, output")
+    base = BaseModel.objects.filter(name=request.get("base_model")).prefetch_related("files__blob").first()
+    if base is None:
+        raise StackRequestError(f"no base model {request.get('base_model')!r} on this hub", field="base_model")
+    entries = request.get("adapters")
+    if not isinstance(entries, list) or not entries:
+        raise StackRequestError("a stack needs a non-empty list of adapters", field="adapters")
+    members = [_resolve_adapter(entry, i, base) for i, entry in enumerate(entries)]
+    engine_recipe = {
+        "base": {"name": base.name,
+                 "sha256": {f.path: f.blob.sha256 for f in base.files.all() if f.path.endswith(".safetensors")}},
+        "adapters": [
+            {"ref": f"{v.repository.full_name}@{v.number}", "weight": w,
+             "sha256": v.files.select_related("blob").get(path=ADAPTER_WEIGHTS_FILE).blob.sha256}
+            for v, w in members
+        ],
+        "method": request.get("method", "linear"),
+        "output": request.get("output", "merged"),
+    }
+    try:
+        recipe = Recipe.from_dict(engine_recipe)
+    except EngineInputError as exc:
+        raise StackRequestError(str(exc).split(": ", 1)[-1], field=exc.field) from None
+    return recipe, base, members
+
+
+def stack_request(*, user: User | None, request: Mapping[str, Any]) -> tuple[StackBuild, bool]:
+    """The build for this recipe: an existing one (shared), or a new one enqueued. Returns (build, created)."""
+    recipe, base, members = stack_recipe_resolve(request=request)
+    try:
+        with transaction.atomic():
+            build = StackBuild.objects.create(
+                recipe_hash=recipe.hash, recipe=recipe.to_dict(), request=dict(request), base_model=base,
+                method=recipe.method.name, output=recipe.output.type,
+                requested_by=user if user and user.is_authenticated else None,
+            )
+            StackAdapter.objects.bulk_create([StackAdapter(build=build, version=v, position=i, weight=w)
+                                              for i, (v, w) in enumerate(members)])
+            transaction.on_commit(lambda: enqueue("workers.tasks.build_stack", build.pk))
+            return build, True
+    except IntegrityError:
+        pass  # an identical recipe was requested before (or at the same moment): share its build
+    StackBuild.objects.filter(recipe_hash=recipe.hash).update(request_count=F("request_count") + 1)
+    build = StackBuild.objects.get(recipe_hash=recipe.hash)
+    if build.state == BuildState.FAILED:
+        stack_retry(build=build)
+        build.refresh_from_db()
+    return build, False
+
+
+def stack_retry(*, build: StackBuild) -> None:
+    """A failed build asked for again is built again."""
+    if StackBuild.objects.filter(pk=build.pk, state=BuildState.FAILED).update(
+        state=BuildState.QUEUED, failure_reason="", progress=0.0, progress_message="", lease_expires_at=None
+    ):
+        transaction.on_commit(lambda: enqueue("workers.tasks.build_stack", build.pk))
+
+
+def stack_claim(*, build_id: int, lease_seconds: int) -> StackBuild | None:
+    claimable = Q(state=BuildState.QUEUED) | (Q(state__in=[BuildState.RUNNING, BuildState.VERIFYING]) & lease_expired())
+    if not claim_with_lease(StackBuild, build_id, claimable, lease_seconds=lease_seconds, state=BuildState.RUNNING,
+                            started_at=timezone.now(), attempts=count_attempt(), progress=0.0):
+        return None
+    return StackBuild.objects.select_related("base_model").get(pk=build_id)
+
+
+def stack_progress(*, build: StackBuild, fraction: float, message: str, lease_seconds: int,
+                   state: str = BuildState.RUNNING) -> None:
+    """Record progress and extend the lease: a build that reports progress is alive."""
+    StackBuild.objects.filter(pk=build.pk, state__in=[BuildState.RUNNING, BuildState.VERIFYING]).update(
+        state=state, progress=round(min(max(fraction, 0.0), 1.0), 4), progress_message=message[:200],
+        lease_expires_at=lease_until(lease_seconds),
+    )
+
+
+@transaction.atomic
+def stack_record_ready(*, build: StackBuild, manifest: dict, files: Mapping[str, Blob]) -> StackBuild:
+    StackFile.objects.filter(build=build).delete()
+    StackFile.objects.bulk_create([StackFile(build=build, path=p, blob=b) for p, b in sorted(files.items())])
+    StackBuild.objects.filter(pk=build.pk).update(
+        state=BuildState.READY, manifest=manifest, progress=1.0, progress_message="ready",
+        finished_at=timezone.now(), lease_expires_at=None, failure_reason="",
+    )
+    build.refresh_from_db()
+    return build
+
+
+def stack_record_failure(*, build: StackBuild, reason: str) -> None:
+    StackBuild.objects.filter(pk=build.pk).update(state=BuildState.FAILED, failure_reason=reason[:2000],
+                                                  finished_at=timezone.now(), lease_expires_at=None)
+
+
+def stacks_requeue_stale() -> list[int]:
+    """Builds whose worker died (lease ran out) are enqueued again."""
+    ids = list(StackBuild.objects.filter(Q(state__in=[BuildState.RUNNING, BuildState.VERIFYING]) & lease_expired())
+               .values_list("pk", flat=True))
+    for build_id in ids:
+        enqueue("workers.tasks.build_stack", build_id)
+    return ids
+
+
+def stack_record_download(*, build: StackBuild) -> None:
+    StackBuild.objects.filter(pk=build.pk).update(downloads=F("downloads") + 1)

@@ -9,6 +9,8 @@ class HubUserAdmin(UserAdmin):
     fieldsets = (*UserAdmin.fieldsets, ("nomoat", {"fields": ("role", "bio")}))
     list_display = ("username", "email", "role", "is_active", "date_joined")
     list_filter = ("role", "is_active")
+    # Roles change through the moderation pages (groups synced, audit log written), never here.
+    readonly_fields = ("role",)
 
 
 @admin.register(ApiToken)

@@ -20,7 +20,8 @@ class VersionAdmin(admin.ModelAdmin):
     list_display = ("__str__", "state", "created_at", "published_at")
     list_filter = ("state",)
     # Published versions are immutable: state changes go through services (and the moderation queue).
-    readonly_fields = ("repository", "number", "commit_sha", "card_text", "card", "validation_report", "stats")
+    readonly_fields = ("repository", "number", "state", "state_reason", "commit_sha", "card_text", "card",
+                       "validation_report", "stats", "published_at")
 
 
 admin.site.register(Blob)

@@ -192,6 +192,11 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
         locked.state, locked.state_reason = VersionState.PENDING_REVIEW, "passed validation; waiting for a moderator"
     locked.validation_report = report
     locked.stats = report.get("stats", {})
+    resolved_base = BaseModel.objects.filter(name=locked.stats.get("base_model") or "").first()
+    if locked.base_model_id is None and resolved_base is not None:
+        # The adapter named its base in adapter_config.json; record it so the version can be stacked.
+        locked.base_model = resolved_base
+        Repository.objects.filter(pk=locked.repository_id, base_model__isnull=True).update(base_model=resolved_base)
     locked.lease_expires_at = None
     locked.save()
     if not failures:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -38,7 +40,7 @@ def test_the_builder_page_builds_a_stack_with_live_progress(live_server, page, c
     assert any(name.endswith(".safetensors") for name in links.all_inner_texts())
     with page.expect_download() as download:
         page.get_by_role("link", name="config.json", exact=True).click()
-    assert b"LlamaForCausalLM" in open(download.value.path(), "rb").read()
+    assert b"LlamaForCausalLM" in Path(download.value.path()).read_bytes()
     build = StackBuild.objects.get()
     assert build.state == BuildState.READY and build.method == "ties" and build.recipe["output"]["dtype"] == "fp16"
     assert [m.weight for m in build.members.order_by("position")] == [1.0, 0.5]

@@ -41,6 +41,13 @@ def test_a_good_adapter_reaches_review_with_stats(celery_worker, make_user, tiny
     assert version.validation_report["ok"] and all(c["passed"] or c["skipped"] for c in version.validation_report["checks"])
 
 
+def test_the_base_model_named_in_the_config_is_recorded(celery_worker, make_user, tiny_base_model, make_adapter):
+    alice = make_user("alice")
+    version = settled(upload_folder(alice, "no-base-given", make_adapter(rank=4, alpha=8)))  # no base chosen
+    assert version.state == VersionState.PENDING_REVIEW, version.state_reason
+    assert version.base_model == tiny_base_model and version.repository.base_model == tiny_base_model
+
+
 def test_trusted_uploaders_publish_at_once(celery_worker, make_user, tiny_base_model, make_adapter):
     trusted = make_user("tina", role=Role.TRUSTED)
     version = settled(upload_folder(trusted, "fast", make_adapter(rank=2, alpha=4), base_model=tiny_base_model))

@@ -1,0 +1,383 @@
+"""REST API v1 for moderation: the queue and its decisions, reports, takedowns and the audit log.
+
+Moderation endpoints answer 401 to anonymous clients and 403 to signed-in users without the
+permission, like the pages; a refused request is JSON with a stable code (ModerationError's).
+"""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hub.accounts.auth import TokenScopePermission
+from hub.api.errors import ApiError
+from hub.moderation import selectors
+from hub.moderation.models import (
+    AuditEntry,
+    RejectReason,
+    Report,
+    ReportReason,
+    ReportStatus,
+    Resolution,
+    ReviewItem,
+    Takedown,
+)
+from hub.moderation.services import (
+    BULK_DECISIONS,
+    ModerationError,
+    report_create,
+    reports_resolve,
+    review_item_claim,
+    review_item_decide,
+    review_item_release,
+    review_items_decide_bulk,
+    takedown_lift,
+)
+from hub.moderation.targets import TARGET_TYPES, TargetNotFound, target_type
+
+REVIEW = "moderation.review_version"
+RESOLVE = "moderation.resolve_report"
+AUDIT = "moderation.view_auditentry"
+
+
+class ModeratorPermission(permissions.BasePermission):
+    """Signed-in users holding the view's `required_perm` (a Django permission their role's group grants)."""
+
+    message = "moderators only"
+    code = "permission_denied"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.has_perm(view.required_perm))
+
+
+class ModerationApi:
+    """Base for moderation views: the permission check, and ModerationError as a JSON error."""
+
+    required_perm = REVIEW
+    permission_classes = [TokenScopePermission, ModeratorPermission]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ModerationError):
+            exc = ApiError(exc.code, exc.message, status_code=exc.status)
+        elif isinstance(exc, TargetNotFound):
+            exc = ApiError("not_found", str(exc), status_code=404)
+        return super().handle_exception(exc)
+
+
+# --- serializers -----------------------------------------------------------------------------------------
+
+
+class TargetOut(serializers.Serializer):
+    kind = serializers.CharField(source="target_kind")
+    id = serializers.IntegerField(source="target_id")
+    label = serializers.CharField(source="target_label")
+
+
+class ReviewItemOut(serializers.ModelSerializer):
+    kind = serializers.CharField(source="version.repository.kind")
+    repository = serializers.CharField(source="version.repository.full_name")
+    version = serializers.IntegerField(source="version.number")
+    version_id = serializers.IntegerField()
+    state = serializers.CharField(source="version.state")
+    base_model = serializers.SlugRelatedField(source="version.base_model", slug_field="name", read_only=True)
+    uploader = serializers.CharField(source="version.created_by.username")
+    uploaded_at = serializers.DateTimeField(source="version.created_at")
+    flags = serializers.ListField(child=serializers.CharField())
+    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    claim_expires_at = serializers.DateTimeField(source="lease_expires_at")
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    replaces = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = ReviewItem
+        fields = ["id", "kind", "repository", "version", "version_id", "state", "base_model", "uploader",
+                  "uploaded_at", "queued_at", "flags", "sampled", "replaces", "claimed_by", "claim_expires_at",
+                  "status", "decided_by", "decided_at", "reason_code", "note"]
+
+
+class DiffOut(serializers.Serializer):
+    previous = serializers.SerializerMethodField()
+    card = serializers.ListField(child=serializers.CharField())
+    config = serializers.ListField(child=serializers.CharField())
+    files_added = serializers.ListField(child=serializers.CharField())
+    files_removed = serializers.ListField(child=serializers.CharField())
+    files_changed = serializers.ListField(child=serializers.CharField())
+
+    def get_previous(self, obj: selectors.VersionDiff) -> dict | None:
+        return {"number": obj.previous.number, "state": obj.previous.state} if obj.previous else None
+
+
+class HistoryOut(serializers.Serializer):
+    uploader = serializers.CharField(source="user.username")
+    versions = serializers.DictField(child=serializers.IntegerField())
+    reports = serializers.DictField(child=serializers.IntegerField())
+    decisions = serializers.SerializerMethodField()
+
+    def get_decisions(self, obj: selectors.UploaderHistory) -> list[dict]:
+        return [{"version": str(i.version), "status": i.status, "decided_at": i.decided_at, "reason": i.outcome_text}
+                for i in obj.decisions]
+
+
+class ReviewBundleOut(serializers.Serializer):
+    item = ReviewItemOut()
+    validation_report = serializers.JSONField(source="version.validation_report")
+    card = serializers.JSONField(source="version.card")
+    card_text = serializers.CharField(source="version.card_text")
+    license = serializers.CharField(source="version.license")
+    stats = serializers.JSONField(source="version.stats")
+    files = serializers.SerializerMethodField()
+    eval_results = serializers.ListField(child=serializers.DictField())
+    diff = DiffOut()
+    history = HistoryOut()
+
+    def get_files(self, obj: selectors.ReviewBundle) -> list[dict]:
+        return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files]
+
+
+class DecisionIn(serializers.Serializer):
+    reason_code = serializers.ChoiceField(choices=RejectReason.choices, required=False, default="",
+                                          help_text="required to reject")
+    note = serializers.CharField(required=False, default="", allow_blank=True,
+                                 help_text="shown to the uploader; required to request changes or to reject as 'other'")
+
+
+class BulkIn(DecisionIn):
+    ids = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=200)
+    decision = serializers.ChoiceField(choices=BULK_DECISIONS)
+
+
+class BulkOut(serializers.Serializer):
+    decided = serializers.ListField(child=serializers.IntegerField())
+    refused = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))
+
+
+class ReportIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=list(TARGET_TYPES))
+    name = serializers.CharField(help_text="owner/name of the adapter or dataset")
+    version = serializers.IntegerField(required=False, min_value=1, help_text="default: the latest published")
+    reason = serializers.ChoiceField(choices=ReportReason.choices)
+    comment = serializers.CharField(allow_blank=True)  # the service requires it, with a stable error code
+
+
+class ReportOut(serializers.ModelSerializer):
+    target = TargetOut(source="*")
+    reporter = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Report
+        fields = ["id", "target", "reason", "comment", "reporter", "status", "created_at", "resolved_by",
+                  "resolved_at", "resolution", "resolution_reason"]
+
+
+class ResolveIn(serializers.Serializer):
+    resolution = serializers.ChoiceField(choices=Resolution.choices)
+    reason = serializers.CharField(allow_blank=True)  # required by the service: `reason_required`
+
+
+class TakedownOut(serializers.ModelSerializer):
+    target = TargetOut(source="*")
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Takedown
+        fields = ["id", "target", "kind", "reason", "created_by", "created_at", "lifted_by", "lifted_at",
+                  "lift_reason"]
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(allow_blank=True)  # required by the service: `reason_required`
+
+
+class AuditOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name")
+
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "actor", "action", "target_kind", "target_id", "target_label", "before",
+                  "after", "reason"]
+
+
+def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+# --- the queue -------------------------------------------------------------------------------------------
+
+
+QUEUE_PARAMS = [
+    OpenApiParameter("kind", str, description="adapter | dataset"),
+    OpenApiParameter("base_model", str, description="base model name"),
+    OpenApiParameter("uploader", str, description="uploader's username"),
+    OpenApiParameter("flag", str, description=" | ".join(selectors.QUEUE_FLAGS)),
+]
+
+
+class Queue(ModerationApi, generics.ListAPIView):
+    serializer_class = ReviewItemOut
+    cursor_ordering = ("queued_at", "pk")
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.review_queue(selectors.QueueFilters(
+            **{f: params.get(f, "") for f in selectors.QueueFilters.__dataclass_fields__}))
+
+    @extend_schema(parameters=QUEUE_PARAMS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class QueueItem(ModerationApi, APIView):
+    @extend_schema(responses=ReviewBundleOut)
+    def get(self, request: Request, item_id: int) -> Response:
+        return Response(ReviewBundleOut(selectors.review_bundle(selectors.review_item_get(item_id))).data)
+
+
+class QueueItemClaim(ModerationApi, APIView):
+    """POST claims the item for CLAIM_TTL_SECONDS (again: renews); DELETE gives the claim up."""
+
+    @extend_schema(request=None, responses=ReviewItemOut)
+    def post(self, request: Request, item_id: int) -> Response:
+        review_item_claim(item_id=item_id, moderator=request.user)
+        return Response(ReviewItemOut(selectors.review_item_get(item_id)).data)
+
+    @extend_schema(responses=ReviewItemOut)
+    def delete(self, request: Request, item_id: int) -> Response:
+        review_item_release(item_id=item_id, moderator=request.user)
+        return Response(ReviewItemOut(selectors.review_item_get(item_id)).data)
+
+
+class QueueItemDecision(ModerationApi, APIView):
+    """approve | reject | request-changes (the URL names the decision)."""
+
+    @extend_schema(request=DecisionIn, responses=ReviewItemOut)
+    def post(self, request: Request, item_id: int, decision: str) -> Response:
+        data = _valid(DecisionIn, request)
+        review_item_decide(item_id=item_id, moderator=request.user, decision=decision, **data)
+        return Response(ReviewItemOut(selectors.review_item_get(item_id)).data)
+
+
+class QueueBulk(ModerationApi, APIView):
+    @extend_schema(request=BulkIn, responses=BulkOut)
+    def post(self, request: Request) -> Response:
+        data = _valid(BulkIn, request)
+        outcome = review_items_decide_bulk(item_ids=data["ids"], moderator=request.user, decision=data["decision"],
+                                           reason_code=data["reason_code"], note=data["note"])
+        return Response(BulkOut(outcome).data)
+
+
+# --- reports and takedowns -------------------------------------------------------------------------------
+
+
+class Reports(ModerationApi, generics.ListCreateAPIView):
+    """GET lists reports (moderators); POST reports an item (any signed-in user, with a write token)."""
+
+    required_perm = RESOLVE
+    serializer_class = ReportOut
+    cursor_ordering = ("-created_at", "-pk")
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [TokenScopePermission()]  # writes need a signed-in user
+        return super().get_permissions()
+
+    def get_queryset(self):
+        params = self.request.query_params
+        status_ = params.get("status", ReportStatus.OPEN)
+        if status_ and status_ not in ReportStatus.values:
+            raise ApiError("invalid_filter", f"status must be one of {', '.join(ReportStatus.values)}")
+        return selectors.reports_list(status=status_, kind=params.get("kind", ""))
+
+    @extend_schema(parameters=[OpenApiParameter("status", str, description="open (default) | dismissed | upheld | "
+                                                                           "empty for all"),
+                               OpenApiParameter("kind", str, description="adapter | dataset")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=ReportIn, responses={201: ReportOut})
+    def post(self, request: Request, *args, **kwargs) -> Response:
+        data = _valid(ReportIn, request)
+        target = target_type(data["kind"]).find(data["name"], data.get("version"))
+        report = report_create(reporter=request.user, kind=target.kind, target_id=target.id, reason=data["reason"],
+                               comment=data["comment"])
+        return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
+
+
+class ReportResolve(ModerationApi, APIView):
+    """Decides every open report on the same item as this one."""
+
+    required_perm = RESOLVE
+
+    @extend_schema(request=ResolveIn, responses=ReportOut(many=True))
+    def post(self, request: Request, report_id: int) -> Response:
+        data = _valid(ResolveIn, request)
+        report = selectors.report_get(report_id)
+        reports = reports_resolve(kind=report.target_kind, target_id=report.target_id, moderator=request.user,
+                                  resolution=data["resolution"], reason=data["reason"])
+        return Response(ReportOut(selectors.reports_list(status="").filter(pk__in=[r.pk for r in reports]),
+                                  many=True).data)
+
+
+class Takedowns(ModerationApi, generics.ListAPIView):
+    required_perm = RESOLVE
+    serializer_class = TakedownOut
+    cursor_ordering = ("-created_at", "-pk")
+
+    def get_queryset(self):
+        return selectors.takedowns_active()
+
+
+class TakedownRepublish(ModerationApi, APIView):
+    required_perm = RESOLVE
+
+    @extend_schema(request=ReasonIn, responses=TakedownOut)
+    def post(self, request: Request, takedown_id: int) -> Response:
+        reason = _valid(ReasonIn, request)["reason"]
+        return Response(TakedownOut(takedown_lift(takedown_id=takedown_id, moderator=request.user, reason=reason)).data)
+
+
+# --- the audit log ---------------------------------------------------------------------------------------
+
+
+AUDIT_PARAMS = [OpenApiParameter(name, str) for name in selectors.AuditFilters.__dataclass_fields__]
+
+
+def audit_filters(request: Request) -> selectors.AuditFilters:
+    return selectors.AuditFilters(**{f: request.query_params.get(f, "")
+                                     for f in selectors.AuditFilters.__dataclass_fields__})
+
+
+class Audit(ModerationApi, generics.ListAPIView):
+    required_perm = AUDIT
+    serializer_class = AuditOut
+    cursor_ordering = ("-created_at", "-pk")
+
+    def get_queryset(self):
+        return selectors.audit_entries(audit_filters(self.request))
+
+    @extend_schema(parameters=AUDIT_PARAMS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class AuditCsv(ModerationApi, APIView):
+    """The audit log (filtered like the list) as a CSV download; the audit page links here."""
+
+    required_perm = AUDIT
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        return super().perform_content_negotiation(request, force=True)  # `Accept: text/csv` must not get a 406
+
+    @extend_schema(parameters=AUDIT_PARAMS, responses={(200, "text/csv"): str})
+    def get(self, request: Request) -> StreamingHttpResponse:
+        response = StreamingHttpResponse(selectors.audit_csv(selectors.audit_entries(audit_filters(request))),
+                                         content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="nomoat-audit.csv"'
+        return response

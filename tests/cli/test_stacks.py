@@ -1,0 +1,74 @@
+"""`nomoat stack build`, `stack show` and `pull recipe.yaml` with a real worker; recipe errors from the hub."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hub.stacks.models import StackBuild
+from nomoat_cli.errors import ExitCode
+from tests.cli.conftest import write_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RECIPE = """\
+base_model: nomoat/tiny-llama
+adapters:
+  - adapter: alice/sql
+    weight: 0.7
+  - adapter: bob/poet@1
+    weight: 0.5
+method: ties
+parameters:
+  density: 0.5
+output: merged
+dtype: fp32
+"""
+
+
+def test_stack_build_downloads_a_merged_model_that_transformers_loads(cli, celery_worker, make_user,
+                                                                       publish_adapter):
+    from transformers import AutoModelForCausalLM
+
+    alice, bob = make_user("alice"), make_user("bob")
+    publish_adapter(alice, "sql", rank=4, alpha=8, target_modules=("q_proj", "v_proj"), seed=11)
+    publish_adapter(bob, "poet", rank=8, alpha=8, target_modules=("q_proj", "down_proj"), seed=12)
+    (cli.cwd / "recipe.yaml").write_text(RECIPE)
+    token = write_token(alice)
+
+    result = cli.run("stack", "build", "recipe.yaml", "-o", "merged", token=token)
+    assert result.returncode == 0, result.stderr
+    build = StackBuild.objects.get()
+    assert f"stack {build.recipe_hash}" in result.stdout and "sha256 verified" in result.stdout
+    assert "100.0%" in result.stderr  # the build's progress, followed to the end
+    assert build.method == "ties" and build.recipe["method"]["params"]["density"] == 0.5
+    assert build.recipe["output"]["dtype"] == "fp32"
+    model = AutoModelForCausalLM.from_pretrained(cli.cwd / "merged", dtype=torch.float32)
+    ids = torch.tensor([[1, 17, 99, 250, 3]])
+    assert model.generate(ids, max_new_tokens=3, do_sample=False).shape[1] == ids.shape[1] + 3
+
+    show = cli.run("stack", "show", build.recipe_hash)
+    assert show.returncode == 0, show.stderr
+    assert build.recipe_hash in show.stdout and "ready" in show.stdout and "density=0.5" in show.stdout
+    assert "alice/sql" in show.stdout and "bob/poet" in show.stdout and "model.safetensors" in show.stdout
+
+    # The same recipe, pulled: the hub answers at once with the shared build; the files are already in place.
+    pulled = cli.run("pull", "recipe.yaml", "-o", "merged", token=write_token(bob))
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"stack {build.recipe_hash}: ready" in pulled.stdout
+    assert f"{build.files.count()} already there" in pulled.stdout
+    assert StackBuild.objects.get().request_count == 2
+
+
+def test_a_recipe_the_hub_refuses_exits_2_with_its_reason(cli, make_user, publish_adapter):
+    alice = make_user("alice")
+    publish_adapter(alice, "sql", rank=4, alpha=8)
+    (cli.cwd / "recipe.yaml").write_text("base_model: nomoat/tiny-llama\nadapters: [alice/sql]\nmethod: ties\n")
+    result = cli.run("stack", "build", "recipe.yaml", token=write_token(alice))
+    assert result.returncode == ExitCode.API
+    assert result.stderr.strip() == "nomoat: error: method.params.density: is required"
+    (cli.cwd / "recipe.yaml").write_text("base_model: nomoat/tiny-llama\nadapters: [alice/sql]\n")
+    unknown = cli.run("stack", "build", "recipe.yaml", "--output", "onnx", token=write_token(alice))
+    assert unknown.returncode == ExitCode.API and "output.type: unknown output type" in unknown.stderr
+    missing = cli.run("stack", "show", "0" * 64)
+    assert missing.returncode == ExitCode.API and len(missing.stderr.strip().splitlines()) == 1

@@ -15,6 +15,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 TEST_DATA := $(CURDIR)/var/test
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/nomoat
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/14
+# SmolLM2 is converted once per checkout and shared by both test runs.
+export NOMOAT_MODEL_CACHE ?= $(CURDIR)/.cache/models
 
 .PHONY: install run test test-fast lint bench clean
 

@@ -152,6 +152,8 @@ S3_PRESIGN_DOWNLOADS = env_bool("S3_PRESIGN_DOWNLOADS", False)
 BLOB_CACHE_DIR = Path(env_str("BLOB_CACHE_DIR", str(DATA_DIR / "blob-cache")))
 # Where workers keep unpacked models between tasks (a cache: safe to delete).
 WORK_DIR = Path(env_str("NOMOAT_WORK_DIR", str(DATA_DIR / "work")))
+# Base models converted at seed time (SmolLM2 from its GGUF); shared by runs that point at it.
+MODEL_CACHE_DIR = Path(env_str("NOMOAT_MODEL_CACHE", str(WORK_DIR / "models")))
 
 # Upload limits (bytes / counts), enforced by the upload services and the archive checks.
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024**3)
@@ -174,6 +176,19 @@ VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 600)
 STACK_LEASE_SECONDS = env_int("STACK_LEASE_SECONDS", 300)
 STACK_BUILD_TIMEOUT_SECONDS = env_int("STACK_BUILD_TIMEOUT_SECONDS", 3600)
 REQUEUE_UPLOADED_AFTER_SECONDS = env_int("REQUEUE_UPLOADED_AFTER_SECONDS", 120)
+
+# Evaluations. A worker holds a run under a lease it renews every third of it while the model runs
+# (a dead worker's run is claimed again after at most this long); a run past the timeout fails.
+# Runs still queued after EVAL_REQUEUE_QUEUED_AFTER_SECONDS are sent again (a lost message).
+# EVAL_MAX_DOCS caps the general-perplexity corpus (0: all of it) and EVAL_MAX_ITEMS a task suite's
+# items, for small machines; either makes a different suite version, so scores never mix.
+EVAL_LEASE_SECONDS = env_int("EVAL_LEASE_SECONDS", 120)
+EVAL_TIMEOUT_SECONDS = env_int("EVAL_TIMEOUT_SECONDS", 3600)
+EVAL_REQUEUE_QUEUED_AFTER_SECONDS = env_int("EVAL_REQUEUE_QUEUED_AFTER_SECONDS", 3600)
+EVAL_SEED = env_int("EVAL_SEED", 0)
+EVAL_MAX_DOCS = env_int("EVAL_MAX_DOCS", 0)
+EVAL_MAX_ITEMS = env_int("EVAL_MAX_ITEMS", 500)
+EVAL_DEVICE = env_str("EVAL_DEVICE", "cpu")
 
 # Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport (no server).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

@@ -25,6 +25,7 @@ from hub.catalog.models import (
     VersionFile,
     VersionState,
 )
+from hub.catalog.signals import version_published
 from hub.leases import claim_with_lease, lease_expired
 from hub.tasks import enqueue
 
@@ -148,6 +149,8 @@ def version_set_state(*, version: Version, state: str, reason: str = "") -> Vers
         locked = Version.objects.select_for_update().get(pk=version.pk)
         if state != locked.state and state not in ALLOWED_TRANSITIONS[locked.state]:
             raise InvalidTransition(f"{locked} cannot go from {locked.state} to {state}")
+        if state == VersionState.PUBLISHED and locked.state != VersionState.PUBLISHED:
+            transaction.on_commit(lambda: announce_published(locked.pk))
         locked.state = state
         locked.state_reason = reason
         if state == VersionState.PUBLISHED and locked.published_at is None:
@@ -155,6 +158,10 @@ def version_set_state(*, version: Version, state: str, reason: str = "") -> Vers
         locked.save(update_fields=["state", "state_reason", "published_at"])
     version.refresh_from_db()
     return version
+
+
+def announce_published(version_id: int) -> None:
+    version_published.send(sender=Version, version=Version.objects.select_related("repository").get(pk=version_id))
 
 
 def version_claim_for_validation(*, version_id: int, lease_seconds: int) -> Version | None:
@@ -187,6 +194,7 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
         locked.state_reason = "; ".join(c["message"] for c in failures[:5])
     elif locked.created_by.has_perm("moderation.skip_review"):
         locked.state, locked.state_reason = VersionState.PUBLISHED, "published on upload (trusted uploader)"
+        transaction.on_commit(lambda: announce_published(locked.pk))
         locked.published_at = timezone.now()
     else:
         locked.state, locked.state_reason = VersionState.PENDING_REVIEW, "passed validation; waiting for a moderator"

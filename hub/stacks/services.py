@@ -13,6 +13,7 @@ from hub.accounts.models import User
 from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
 from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
+from hub.stacks.signals import stack_ready
 from hub.tasks import enqueue
 from workers.engine.errors import EngineInputError
 from workers.engine.recipe import Recipe
@@ -146,6 +147,7 @@ def stack_record_ready(*, build: StackBuild, manifest: dict, files: Mapping[str,
         finished_at=timezone.now(), lease_expires_at=None, failure_reason="",
     )
     build.refresh_from_db()
+    transaction.on_commit(lambda: stack_ready.send(sender=StackBuild, build=build))
     return build
 
 

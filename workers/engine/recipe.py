@@ -32,10 +32,12 @@ from workers.engine.safetensors_io import FLOAT_DTYPES, TensorInfo, read_header
 MAX_ADAPTERS = 32
 MAX_RANK = 65536
 DEFAULT_MAX_SHARD_BYTES = 5_000_000_000  # transformers' own default shard size ("5GB")
-SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-ADAPTER_REF_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95})@(?P<version>[0-9]{1,9})$")
-WEIGHT_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors$")
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")  # patterns here are used with fullmatch
+ADAPTER_REF_RE = re.compile(r"(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95})@(?P<version>[0-9]{1,9})")
+WEIGHT_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.safetensors")
 OUTPUT_DTYPES = ("bf16", "fp16", "fp32")
+# init_lora_weights values whose adapter only holds on a residual of the base, not the base itself
+BASE_REWRITING_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")
 
 # ---------------------------------------------------------------------------------------------
 # Small validators: each takes the raw value and the dotted field name, returns the normal form.
@@ -44,17 +46,29 @@ Parser = Callable[[Any, str], Any]
 REQUIRED = object()
 
 
+def _real(value: Any) -> float | None:
+    """A finite real number as a float; None for anything else (bools, strings, NaN, 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return _real(value) is not None
 
 
 def _finite(value: Any, field: str) -> float:
     """A real number as a float, rounded to 12 significant digits so 0.1 + 0.2 and 0.3 hash alike."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EngineInputError(f"expected a number, got {type(value).__name__}", field=field, code="type")
-    if not math.isfinite(value):
+    number = _real(value)
+    if number is None:
         raise EngineInputError("must be a finite number", field=field)
-    return float(f"{float(value):.12g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+    return float(f"{number:.12g}") + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def _density(value: Any, field: str) -> float:
@@ -183,7 +197,7 @@ class MethodSpec:
         raw = _mapping(raw, "method")
         _reject_unknown(raw, ("name", "params"), "method")
         name = raw.get("name")
-        if name not in METHOD_SCHEMAS:
+        if not isinstance(name, str) or name not in METHOD_SCHEMAS:
             raise EngineInputError(
                 f"unknown method {quote(name)}; expected one of {', '.join(METHOD_SCHEMAS)}", field="method.name", code="method"
             )
@@ -258,7 +272,8 @@ class OutputSpec:
         if isinstance(raw, str):
             raw = {"type": raw}
         raw = dict(_mapping(raw, "output"))
-        kind = OUTPUT_KINDS.get(raw.pop("type", None))
+        name = raw.pop("type", None)
+        kind = OUTPUT_KINDS.get(name) if isinstance(name, str) else None
         if kind is None:
             raise EngineInputError(f"unknown output type; expected one of {', '.join(OUTPUT_KINDS)}", field="output.type", code="output")
         return cls(type=kind.name, params=kind.parse(raw, method))
@@ -327,7 +342,7 @@ class Recipe:
 
 
 def _sha256(value: Any, field: str) -> str:
-    if not isinstance(value, str) or not SHA256_RE.match(value):
+    if not isinstance(value, str) or not SHA256_RE.fullmatch(value):
         raise EngineInputError("expected a sha256 as 64 hexadecimal characters", field=field, code="sha256")
     return value.lower()
 
@@ -342,7 +357,7 @@ def _parse_base(raw: Any) -> BaseModelRef:
     if not hashes:
         raise EngineInputError("expected {weight file name: sha256} for each weight file", field="base.sha256")
     for file in hashes:
-        if not isinstance(file, str) or not WEIGHT_FILE_RE.match(file):
+        if not isinstance(file, str) or not WEIGHT_FILE_RE.fullmatch(file):
             raise EngineInputError(f"{quote(file)} is not a plain *.safetensors file name", field="base.sha256")
     return BaseModelRef(name=name.strip(), sha256={f: _sha256(h, f"base.sha256.{f}") for f, h in sorted(hashes.items())})
 
@@ -359,7 +374,7 @@ def _parse_adapters(raw: Any) -> tuple[AdapterRef, ...]:
         field = f"adapters[{index}]"
         item = _mapping(item, field)
         _reject_unknown(item, ("ref", "sha256", "weight"), field)
-        match = ADAPTER_REF_RE.match(item.get("ref") if isinstance(item.get("ref"), str) else "")
+        match = ADAPTER_REF_RE.fullmatch(item.get("ref") if isinstance(item.get("ref"), str) else "")
         if match is None:
             raise EngineInputError('expected "owner/name@version", e.g. "alice/sql-helper@2"', field=f"{field}.ref")
         weight = _finite(item.get("weight", 1.0), f"{field}.weight")
@@ -381,7 +396,7 @@ def _parse_adapters(raw: Any) -> tuple[AdapterRef, ...]:
 # ---------------------------------------------------------------------------------------------
 # Adapter folders, read from their headers, and the compatibility check
 
-ADAPTER_TENSOR_RE = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<factor>[AB])\.weight$")
+ADAPTER_TENSOR_RE = re.compile(r"base_model\.model\.(?P<module>.+)\.lora_(?P<factor>[AB])\.weight")
 
 
 @dataclass(frozen=True)
@@ -452,7 +467,7 @@ def read_adapter(adapter_dir: Path | str, *, ref: str = "") -> AdapterInfo:
     alpha_pattern = config.get("alpha_pattern") or {}
     factors: dict[str, dict[str, TensorInfo]] = {}
     for name, info in read_header(weights_path).tensors.items():
-        match = ADAPTER_TENSOR_RE.match(name)
+        match = ADAPTER_TENSOR_RE.fullmatch(name)
         if match is None:
             raise EngineInputError(
                 f"{ref}: unexpected tensor; only base_model.model.<module>.lora_A/B.weight are stacked",
@@ -471,7 +486,7 @@ def read_adapter(adapter_dir: Path | str, *, ref: str = "") -> AdapterInfo:
             raise EngineInputError(f"{ref}: {missing} is missing", file=weights_path.name, field=module, code="tensor")
         rank = pair["A"].shape[0]
         expected = _pattern_value(rank_pattern, module, config["r"], ref=ref, field="rank_pattern")
-        if pair["B"].shape[1] != rank or rank != expected:
+        if pair["B"].shape[1] != rank or rank != expected or rank < 1:
             raise EngineInputError(
                 f"{ref}: lora_A is {pair['A'].shape}, lora_B is {pair['B'].shape}, config rank is {expected}",
                 file=weights_path.name, field=module, code="shape",
@@ -495,11 +510,14 @@ def _check_plain_lora(config: Mapping[str, Any], ref: str, file: str) -> None:
     if not _is_number(config.get("lora_alpha")):
         refuse("lora_alpha", "expected a finite number")
     for flag in ("use_dora", "fan_in_fan_out", "lora_bias", "use_rslora"):
-        if not isinstance(config.get(flag, False), bool):
+        if not isinstance(config.get(flag) or False, bool):
             refuse(flag, "expected true or false")
     for flag, why in (("use_dora", "DoRA"), ("fan_in_fan_out", "fan_in_fan_out"), ("lora_bias", "LoRA biases")):
         if config.get(flag):
             refuse(flag, f"{why} cannot be stacked as a plain low-rank delta")
+    init = config.get("init_lora_weights")
+    if isinstance(init, str) and init.lower().startswith(BASE_REWRITING_INITS):
+        refuse("init_lora_weights", f"{quote(init)} adapters are trained against a rewritten base, not this one")
     if config.get("bias", "none") != "none":
         refuse("bias", "trained biases cannot be stacked; expected bias: none")
     for field in ("modules_to_save", "target_parameters", "trainable_token_indices"):

@@ -47,8 +47,9 @@ class Factors:
 class StackFactors:
     """The factors of every adapter of a stack, module by module, in recipe order.
 
-    Each adapter file is read once, on first use: adapters are small, and memory-mapping hundreds
-    of tiny tensors one by one costs more than reading the files.
+    Each adapter file is memory-mapped once, on first use (copy-on-write, so torch accepts the
+    views; nothing is written back): mapping hundreds of tiny tensors one by one costs more than
+    the math on them.
     """
 
     def __init__(self, adapters: Sequence[AdapterInfo]) -> None:
@@ -57,7 +58,7 @@ class StackFactors:
 
     def _tensor(self, path: Path, info: TensorInfo) -> torch.Tensor:
         if path not in self._files:
-            self._files[path] = np.fromfile(path, dtype=np.uint8)
+            self._files[path] = np.memmap(path, dtype=np.uint8, mode="c")
         return tensor_from_bytes(self._files[path][info.start : info.end], info.dtype, info.shape)
 
     def module(self, module: str) -> list[Factors | None]:
@@ -183,8 +184,8 @@ def generalized_task_arithmetic(
         vote = taus.sum(dim=0) if consensus == "sum" else signs.sum(dim=0)
         agree = signs == torch.where(vote >= 0, 1.0, -1.0)
         merged = (taus * agree).sum(dim=0)
-        w = torch.tensor([w for _, w in present], dtype=taus.dtype).view(-1, *([1] * (taus.dim() - 1)))
-        divisor = (w * agree).sum(dim=0)
+        column = torch.tensor([w for _, w in present], dtype=taus.dtype).view(-1, *([1] * (taus.dim() - 1)))
+        divisor = (column * agree).sum(dim=0)
         divisor[divisor == 0] = 1.0
     if normalize:
         merged = merged / divisor
@@ -231,7 +232,12 @@ def module_factors(
 def module_delta(
     method: MethodSpec, module: str, factors: Sequence[Factors | None], weights: Sequence[float]
 ) -> tuple[torch.Tensor, float]:
-    """The combined ΔW of one module (float32) and the fraction of its energy the method kept."""
+    """The combined ΔW of one module (float32) and the fraction of its energy the method kept.
+
+    linear and cat: ΔW = Σ_i w_i ΔW_i, exactly (as B A of `cat_factors`; energy 1). svd: the best
+    rank-k approximation of that sum (`svd_low_rank`), energy = Σ_{j<k} σ_j² / Σ_j σ_j². The
+    task-arithmetic presets: `generalized_task_arithmetic` of the true deltas (energy 1).
+    """
     if method.name in LOW_RANK_METHODS:
         a, b, energy = module_factors(method, module, factors, weights, None)
         return torch.mm(b, a), energy

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         from workers.engine.smollm2 import SMOLLM2_NAME, convert_smollm2
         from workers.engine.tiny import TINY_BASE_NAME, build_tiny_base
 
-        models_dir = settings.WORK_DIR / "models"
+        models_dir = settings.MODEL_CACHE_DIR
         if not BaseModel.objects.filter(name=TINY_BASE_NAME).exists():
             self.stdout.write("building the tiny test model…")
             tiny_dir = models_dir / "tiny-llama"

@@ -151,8 +151,10 @@ def stack_record_ready(*, build: StackBuild, manifest: dict, files: Mapping[str,
     return build
 
 
-def stack_record_failure(*, build: StackBuild, reason: str) -> None:
+def stack_record_failure(*, build: StackBuild, reason: str, details: dict | None = None) -> None:
+    """`details` (e.g. a verification gate's figures) is kept in the manifest field for people to inspect."""
     StackBuild.objects.filter(pk=build.pk).update(state=BuildState.FAILED, failure_reason=reason[:2000],
+                                                  manifest={"failure": details} if details else {},
                                                   finished_at=timezone.now(), lease_expires_at=None)
 
 

@@ -41,6 +41,29 @@ def test_a_good_adapter_reaches_review_with_stats(celery_worker, make_user, tiny
     assert version.validation_report["ok"] and all(c["passed"] or c["skipped"] for c in version.validation_report["checks"])
 
 
+def test_every_validated_adapter_gets_a_gguf_lora_that_llama_cpp_loads(celery_worker, make_user, tiny_base_model,
+                                                                       make_adapter, tiny_base, tmp_path, client):
+    from workers.engine.gguf_export import export_gguf
+    from workers.engine.llama_runtime import Adapter, LlamaRuntime
+
+    alice = make_user("alice")
+    version = settled(upload_folder(alice, "with-gguf", make_adapter(rank=4, alpha=8), base_model=tiny_base_model))
+    assert version.state == VersionState.PENDING_REVIEW, version.state_reason
+    assert "adapter_model.gguf" in version.files.values_list("path", flat=True)
+    [check] = [c for c in version.validation_report["checks"] if c["name"] == "gguf.adapter"]
+    assert check["passed"]
+    client.force_login(alice)
+    page = client.get("/adapters/alice/with-gguf").content.decode()
+    assert "GGUF adapter for llama.cpp" in page
+    adapter_file = tmp_path / "adapter.gguf"
+    adapter_file.write_bytes(b"".join(client.get("/adapters/alice/with-gguf/v/1/files/adapter_model.gguf")
+                                      .streaming_content))
+    base_gguf = tmp_path / "base.gguf"
+    export_gguf(tiny_base, base_gguf, dtype="f16")
+    with LlamaRuntime(base_gguf, adapters=[Adapter(adapter_file, 1.0)]) as runtime:
+        assert len(runtime.greedy(runtime.tokenize("hello"), 4)) == 4
+
+
 def test_the_base_model_named_in_the_config_is_recorded(celery_worker, make_user, tiny_base_model, make_adapter):
     alice = make_user("alice")
     version = settled(upload_folder(alice, "no-base-given", make_adapter(rank=4, alpha=8)))  # no base chosen
@@ -79,7 +102,7 @@ def test_an_archive_upload_is_unpacked_into_plain_files(celery_worker, make_user
     version = settled(version)
     assert version.state == VersionState.PENDING_REVIEW, version.state_reason
     assert sorted(version.files.values_list("path", flat=True)) == ["README.md", "adapter_config.json",
-                                                                    "adapter_model.safetensors"]
+                                                                    "adapter_model.gguf", "adapter_model.safetensors"]
 
 
 def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again(celery_worker, make_user, tmp_path):

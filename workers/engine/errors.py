@@ -23,3 +23,11 @@ def quote(value: object, limit: int = 80) -> str:
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class VerificationError(RuntimeError):
+    """An artifact failed its verification gate: it is never published; `details` holds the gate's figures."""
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}

@@ -554,3 +554,7 @@ def check_compatible(adapters: Sequence[AdapterInfo], base_manifest: Mapping[str
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise EngineInputError("; ".join(problems[:5]) + more, field="adapters", code="incompatible")
+
+
+# The GGUF outputs register themselves into OUTPUT_KINDS; they live beside their llama.cpp code.
+from workers.engine import gguf_outputs  # noqa: E402, F401

@@ -1,0 +1,141 @@
+"""GGUF stack outputs: one quantized (or f16) file, or the llama.cpp runtime bundle; each behind its gate.
+
+No GGUF is ever published unverified:
+- every file starts as an f16 export of the merged model, whose greedy continuations (32 tokens
+  per prompt) and logits must match transformers on the same folder (`verify_f16_export`);
+- a quantized file must load and predict like the f16 one on the hub's held-out text
+  (`verify_quantized`), and its perplexity next to f16's is recorded;
+- the `runtime` bundle (base GGUF + adapter GGUFs + scales) must give the same greedy tokens and
+  logits as the merged-then-exported f16 model (`verify_runtime_stack`).
+A failed gate raises VerificationError, which fails the build with the gate's figures.
+Heavy imports happen inside the builders, so registering the outputs costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workers.engine.errors import EngineInputError, VerificationError
+from workers.engine.recipe import DEFAULT_MAX_SHARD_BYTES, MethodSpec, OutputKind, register_output
+
+QUANT_OUTPUTS = {"gguf-q8_0": "Q8_0", "gguf-q6_k": "Q6_K", "gguf-q5_k_m": "Q5_K_M", "gguf-q4_k_m": "Q4_K_M",
+                 "gguf-q4_0": "Q4_0"}
+RUNTIME_MANIFEST = "runtime.json"
+VERIFY_PROMPTS = ("The quick brown fox", "def fibonacci(n):", "Question: What is the capital of France?\nAnswer:")
+# A greedy mismatch where the reference's top two logits are this close is float noise, not a wrong
+# export; the teacher-forced logits check still covers every position.
+NEAR_TIE = 1e-3
+
+
+def _no_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
+    if raw:
+        raise EngineInputError(f"takes no parameters, got {', '.join(sorted(raw))}", field="output", code="output")
+    return {}
+
+
+def _runtime_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
+    if method.name != "linear":
+        raise EngineInputError(
+            f"llama.cpp stacks adapters at run time as a weighted sum, which is the `linear` method only; "
+            f"{method.name} needs a merged output such as gguf-q4_k_m", field="output.type", code="output")
+    return _no_params(raw, method)
+
+
+def held_out_text(limit_chars: int = 6000) -> str:
+    """Text no model here was tuned on: the evaluation corpus (pydoc topics outside tokenizer training)."""
+    from workers.engine.evals.corpus import pydoc_documents
+
+    return "\n\n".join(doc.text for doc in pydoc_documents())[:limit_chars]
+
+
+def f16_gate_passed(report: dict[str, Any]) -> bool:
+    return all(
+        p["tokens_match"] and p["rel_logit_diff"] <= report["logits_rel_tol"]
+        and (p["n_matched"] == report["n_tokens"] or (p["reference_gap_at_mismatch"] or 1.0) < NEAR_TIE)
+        for p in report["prompts"]
+    )
+
+
+def _merged_f16(ctx, workdir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """Merge into an fp32 HF folder, export it to f16 GGUF, and pass the f16 gate."""
+    from workers.engine.build import write_merged_weights, write_model_files
+    from workers.engine.gguf_export import export_gguf
+    from workers.engine.llama_runtime import verify_f16_export
+
+    merged = workdir / "merged"
+    merged.mkdir()
+    report = write_merged_weights(ctx, merged, dtype="fp32", max_shard_bytes=DEFAULT_MAX_SHARD_BYTES)
+    write_model_files(ctx, merged, dtype="fp32")
+    ctx.progress(0.4, "exporting to GGUF f16")
+    f16 = workdir / "model-f16.gguf"
+    report["export"] = export_gguf(merged, f16, dtype="f16", name=ctx.recipe.base.name)
+    ctx.progress(0.6, "verifying the f16 export against transformers")
+    gate = verify_f16_export(merged, f16, VERIFY_PROMPTS, n_tokens=32)
+    report["f16_gate"] = gate
+    if not f16_gate_passed(gate):
+        raise VerificationError("the f16 GGUF does not reproduce transformers' greedy tokens and logits",
+                                details=gate)
+    return merged, f16, report
+
+
+def build_gguf(ctx) -> dict[str, Any]:
+    """`gguf-f16` or `gguf-<quant>`: one file, model-<type>.gguf."""
+    from workers.engine.llama_runtime import verify_quantized
+    from workers.engine.quantize import quantize_gguf
+
+    qtype = QUANT_OUTPUTS.get(ctx.recipe.output.type)
+    with tempfile.TemporaryDirectory(prefix="gguf-", dir=ctx.staging.parent) as tmp:
+        _, f16, report = _merged_f16(ctx, Path(tmp))
+        if qtype is None:
+            f16.rename(ctx.staging / "model-f16.gguf")
+            return report
+        ctx.progress(0.7, f"quantizing to {qtype}")
+        target = ctx.staging / f"model-{qtype.lower()}.gguf"
+        report["quantize"] = quantize_gguf(f16, target, qtype)
+        ctx.progress(0.85, "checking the quantized file on held-out text")
+        gate = verify_quantized(target, f16, held_out_text())
+        report["quant_gate"] = gate
+        if not gate["ok"]:
+            raise VerificationError(f"the {qtype} file does not predict like its f16 source "
+                                    f"(perplexity ×{gate['ppl_ratio']:.2f})", details=gate)
+    return report
+
+
+def build_runtime(ctx) -> dict[str, Any]:
+    """`runtime`: the base as f16 GGUF, each adapter as a GGUF LoRA, and runtime.json with the scales."""
+    from workers.engine.gguf_adapter import export_gguf_lora
+    from workers.engine.gguf_export import export_gguf
+    from workers.engine.llama_runtime import Adapter, verify_runtime_stack
+
+    with tempfile.TemporaryDirectory(prefix="runtime-", dir=ctx.staging.parent) as tmp:
+        _, merged_f16, report = _merged_f16(ctx, Path(tmp))
+        base_gguf = ctx.staging / "base-f16.gguf"
+        report["base_export"] = export_gguf(ctx.base_dir, base_gguf, dtype="f16", name=ctx.recipe.base.name)
+        entries = []
+        for index, (info, ref) in enumerate(zip(ctx.adapters, ctx.recipe.adapters, strict=True)):
+            name = f"adapter-{index}-{ref.ref.replace('/', '--').replace('@', '-v')}.gguf"
+            export_gguf_lora(info.dir, ctx.base_dir, ctx.staging / name)
+            entries.append({"adapter": ref.ref, "file": name, "scale": ref.weight})
+        ctx.progress(0.8, "verifying run-time stacking against the merged model")
+        gate = verify_runtime_stack(base_gguf, [Adapter(ctx.staging / e["file"], e["scale"]) for e in entries],
+                                    merged_f16, VERIFY_PROMPTS, n_tokens=32)
+        report["runtime_gate"] = gate
+        if not gate["ok"]:
+            raise VerificationError("base + adapters at run time do not match the merged model", details=gate)
+    (ctx.staging / RUNTIME_MANIFEST).write_text(json.dumps({
+        "base": "base-f16.gguf",
+        "adapters": entries,
+        "llama_cpp": "llama-cli -m base-f16.gguf " + " ".join(f"--lora-scaled {e['file']} {e['scale']}" for e in entries),
+        "llama_cpp_python": "llama_adapter_lora_init(model, file) then llama_set_adapters_lora with each scale",
+    }, indent=2))
+    return report
+
+
+register_output(OutputKind("gguf-f16", _no_params, "workers.engine.gguf_outputs:build_gguf"))
+for _name in QUANT_OUTPUTS:
+    register_output(OutputKind(_name, _no_params, "workers.engine.gguf_outputs:build_gguf"))
+register_output(OutputKind("runtime", _runtime_params, "workers.engine.gguf_outputs:build_runtime"))

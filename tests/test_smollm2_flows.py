@@ -110,3 +110,4 @@ def test_a_two_adapter_smollm2_stack_is_pulled_and_generates(celery_worker, make
     assert len(stacked) == 8 and tokenizer.decode(stacked, skip_special_tokens=True).strip()
     assert stacked != continuation(smollm2_dir)  # the stack changed what the base model says
 
+

@@ -11,6 +11,7 @@ from typing import BinaryIO
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from django.utils.text import slugify
 
 from hub.accounts.models import User
 from hub.catalog.blobstore import get_blob_store
@@ -126,17 +127,37 @@ def version_create(
         commit_sha=Version.make_commit_sha(locked.pk, number, [(p, b.sha256) for p, b in files.items()]),
         card_text=card_text,
         card=card,
-        license=str(card.get("license", ""))[:64],
-        task=str(card.get("task", ""))[:64],
+        license=str(card.get("license") or "")[:64],
+        task=str(card.get("task") or "")[:64],
         base_model=base_model or locked.base_model,
         created_by=created_by,
     )
     VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in sorted(files.items())])
-    tags = [str(t).lower()[:64] for t in card.get("tags", []) if isinstance(t, str | int)]
-    version.tags.set([Tag.objects.get_or_create(name=t)[0] for t in tags if t])
+    version.tags.set([Tag.objects.get_or_create(name=slugify(t)[:64])[0] for t in card_list(card, "tags") if slugify(t)])
+    version.training_datasets.set(_repositories_named(RepoKind.DATASET, card_list(card, "datasets")))
+    version.parent_versions.set(Version.objects.filter(
+        state=VersionState.PUBLISHED,
+        repository__in=_repositories_named(RepoKind.ADAPTER, card_list(card, "parent_adapters"))))
     Repository.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
     transaction.on_commit(lambda: enqueue("workers.tasks.validate_version", version.pk))
     return version
+
+
+def card_list(card: dict, key: str) -> list[str]:
+    """A card field as a list of strings, whatever the uploader wrote (validation reports bad shapes)."""
+    value = card.get(key)
+    if isinstance(value, str):
+        return [value]
+    return [str(item) for item in value if isinstance(item, str | int)] if isinstance(value, list) else []
+
+
+def _repositories_named(kind: str, names: list[str]):
+    """Repositories on the hub among "owner/name" strings (lineage that points off the hub is dropped)."""
+    wanted = Q()
+    for full_name in names:
+        owner, _, name = full_name.partition("/")
+        wanted |= Q(owner__username=owner, name=name)
+    return Repository.objects.filter(wanted, kind=kind) if names else Repository.objects.none()
 
 
 def version_set_state(*, version: Version, state: str, reason: str = "") -> Version:

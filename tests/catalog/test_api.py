@@ -168,3 +168,17 @@ def test_commit_sha_is_stable_and_distinct(people, make_version):
     two = make_version(people["alice"], "c")
     assert one.commit_sha != two.commit_sha
     assert Version.objects.get(pk=one.pk).commit_sha == one.commit_sha
+
+
+def test_lineage_comes_from_the_card(people, make_version):
+    make_version(people["alice"], "instructions", kind="dataset",
+                 files={"README.md": b"---\nlicense: cc-by-4.0\n---\n", "train.jsonl": b'{"text": "hi"}\n'})
+    parent = make_version(people["alice"], "base-skill")
+    card = (b"---\nlicense: mit\ndatasets: [alice/instructions, elsewhere/unknown]\nparent_adapters: alice/base-skill\n"
+            b"tags: 5\n---\nBuilt on base-skill.\n")
+    make_version(people["bob"], "child", files={"README.md": card, "adapter_model.safetensors": b"w"})
+    lineage = as_user().get("/api/v1/adapters/bob/child/versions/1").json()["lineage"]
+    assert lineage["training_datasets"] == ["alice/instructions"]
+    assert lineage["parents"] == [str(parent)]
+    page = APIClient().get("/adapters/bob/child").content.decode()
+    assert "alice/instructions" in page and "alice/base-skill@1" in page

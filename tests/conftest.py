@@ -112,7 +112,9 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
     env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
            "NOMOAT_DATA_DIR": str(settings.DATA_DIR), "BLOB_STORE": settings.BLOB_STORE, "PYTHONUNBUFFERED": "1",
            # Short leases so a test can watch a dead worker's task being claimed again.
-           "VALIDATION_LEASE_SECONDS": "4"}
+           "VALIDATION_LEASE_SECONDS": "4",
+           # Every publication and stack build enqueues evaluations: small suites keep the shared worker quick.
+           "EVAL_MAX_DOCS": "3", "EVAL_MAX_ITEMS": "40"}
     worker = WorkerProcess(env, tmp_path_factory.mktemp("worker"))
     worker.start()
     yield worker

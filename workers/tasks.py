@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from celery import shared_task
@@ -19,13 +21,23 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from hub.catalog.blobstore import copy_blob_to, get_blob_store
-from hub.catalog.models import BaseModel, Version
+from hub.catalog.models import BaseModel, RepoKind, Version
 from hub.catalog.services import (
     blob_put_file,
     version_claim_for_validation,
     version_record_validation,
     versions_requeue_stale,
 )
+from hub.evals.models import EvalRun
+from hub.evals.services import (
+    eval_run_claim,
+    eval_run_record_failure,
+    eval_run_record_result,
+    eval_run_renew_lease,
+    eval_runs_requeue_stale,
+)
+from hub.evals.subjects import Subject, run_subject
+from hub.evals.suites import suite_from_spec
 from hub.stacks.models import BuildState, StackBuild
 from hub.stacks.services import (
     stack_claim,
@@ -37,7 +49,9 @@ from hub.stacks.services import (
 from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
 from workers.engine.build import MANIFEST_NAME
 from workers.engine.build import build_stack as build_engine_stack
-from workers.engine.errors import EngineInputError
+from workers.engine.errors import EngineInputError, VerificationError
+from workers.engine.evals import Backend, GGUFBackend, TransformersBackend, run_suite
+from workers.engine.gguf_adapter import export_gguf_lora
 from workers.engine.recipe import Recipe
 from workers.engine.validation import Check, ValidationReport, validate_upload
 
@@ -73,6 +87,12 @@ def materialize_cached(files: Iterable[tuple[str, str]], folder: Path) -> Path:
     return folder
 
 
+def materialize_base(base: BaseModel) -> Path:
+    """A base model's HF folder in the work dir, shared by every task that needs it."""
+    files = [(f.path, f.blob.sha256) for f in base.files.select_related("blob")]
+    return materialize_cached(files, settings.WORK_DIR / "models" / content_name(files))
+
+
 def version_files(version: Version) -> list[tuple[str, str]]:
     return [(f.path, f.blob.sha256) for f in version.files.select_related("blob")]
 
@@ -82,6 +102,20 @@ def validate_version(version_id: int) -> str:
     version = version_claim_for_validation(version_id=version_id, lease_seconds=settings.VALIDATION_LEASE_SECONDS)
     if version is None:
         return "nothing to do"
+    try:
+        return _validate(version)
+    except Exception as exc:
+        # A bug of ours, not bad input: end visibly (the uploader can upload again) rather than be
+        # claimed again and crash on every lease expiry.
+        log.exception("validation of %s crashed", version)
+        report = ValidationReport(version.repository.kind, [Check(
+            "internal", False, f"the hub could not finish validating this upload ({type(exc).__name__}); "
+                               "please upload it again later")])
+        version_record_validation(version=version, report=report.to_dict())
+        raise
+
+
+def _validate(version: Version) -> str:
     base_models = {b.name: b.module_shapes for b in BaseModel.objects.all()}
     settings.WORK_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="validate-", dir=settings.WORK_DIR) as tmp:
@@ -100,11 +134,37 @@ def validate_version(version_id: int) -> str:
                                  chosen_base=version.base_model.name if version.base_model else None,
                                  limits=upload_limits(), work_dir=Path(tmp))
         # An archive's version holds the files it unpacked to, so clients download plain files.
-        unpacked = {str(p.relative_to(source)): blob_put_file(path=p) for p in sorted(source.rglob("*"))
-                    if p.is_file()} if packed and report.ok else None
-        result = version_record_validation(version=version, report=report.to_dict(), files=unpacked)
+        files = {str(p.relative_to(source)): blob_put_file(path=p) for p in sorted(source.rglob("*"))
+                 if p.is_file()} if packed and report.ok else None
+        if report.ok and version.repository.kind == RepoKind.ADAPTER:
+            gguf = adapter_gguf(source, report, Path(tmp))
+            if gguf is not None:
+                stored = files if files is not None else {f.path: f.blob for f in version.files.select_related("blob")}
+                files = {**stored, ADAPTER_GGUF: blob_put_file(path=gguf)}
+        result = version_record_validation(version=version, report=report.to_dict(), files=files)
     log.info("validated %s: %s", result, result.state)
     return result.state
+
+
+ADAPTER_GGUF = "adapter_model.gguf"
+
+
+def adapter_gguf(adapter_dir: Path, report: ValidationReport, tmp: Path) -> Path | None:
+    """The adapter as a GGUF LoRA llama.cpp loads at run time; a conversion problem is reported, never fatal."""
+    base = BaseModel.objects.filter(name=report.stats.get("base_model") or "").first()
+    if base is None:
+        return None
+    base_dir = materialize_base(base)
+    target = tmp / ADAPTER_GGUF
+    try:
+        info = export_gguf_lora(adapter_dir, base_dir, target)
+    except EngineInputError as exc:
+        report.checks.append(Check("gguf.adapter", False, f"skipped: no llama.cpp adapter could be written: {exc}",
+                                   skipped=True))
+        return None
+    report.checks.append(Check("gguf.adapter", True, f"{ADAPTER_GGUF} written for llama.cpp (alpha "
+                                                     f"{info['alpha']:g}, {info['size_bytes']} bytes)", file=ADAPTER_GGUF))
+    return target
 
 
 class ProgressReporter:
@@ -134,8 +194,7 @@ def build_stack(build_id: int) -> str:
     work = settings.WORK_DIR
     out_dir = work / "stacks" / recipe.hash
     try:
-        base_files = [(f.path, f.blob.sha256) for f in build.base_model.files.select_related("blob")]
-        base_dir = materialize_cached(base_files, work / "models" / content_name(base_files))
+        base_dir = materialize_base(build.base_model)
         adapter_dirs = {
             f"{m.version.repository.full_name}@{m.version.number}": materialize_cached(
                 version_files(m.version), work / "adapters" / m.version.commit_sha)
@@ -158,6 +217,14 @@ def build_stack(build_id: int) -> str:
     except EngineInputError as exc:
         stack_record_failure(build=build, reason=str(exc))
         return "failed"
+    except VerificationError as exc:
+        stack_record_failure(build=build, reason=f"verification failed: {exc}", details=exc.details)
+        return "failed"
+    except Exception as exc:
+        # A bug, not bad input: fail the build visibly instead of retrying it forever on lease expiry.
+        log.exception("stack build %s crashed", build.recipe_hash)
+        stack_record_failure(build=build, reason=f"internal error ({type(exc).__name__}): {exc}")
+        raise
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)  # the blob store holds the artifact now
 
@@ -175,6 +242,7 @@ def requeue_stale_work() -> dict[str, list[int]]:
     return {
         "versions": versions_requeue_stale(uploaded_after_seconds=settings.REQUEUE_UPLOADED_AFTER_SECONDS),
         "stacks": stacks_requeue_stale(),
+        "evals": eval_runs_requeue_stale(queued_after_seconds=settings.EVAL_REQUEUE_QUEUED_AFTER_SECONDS),
     }
 
 
@@ -185,3 +253,71 @@ def requeue_on_start(sender=None, **kwargs) -> None:
         requeue_stale_work.delay()
     except Exception:  # a broker hiccup at start-up must not stop the worker
         log.exception("could not enqueue requeue_stale_work")
+
+
+# --- evaluations ------------------------------------------------------------------------------------------------------
+# Runs on the `evals` queue (CELERY_TASK_ROUTES).
+
+
+
+
+@contextmanager
+def eval_lease_renewed(run: EvalRun) -> Iterator[None]:
+    """Renew the run's lease every third of it while the model runs (the engine reports no progress to hang it on).
+
+    A worker that dies stops renewing, so its run is claimed again within one lease.
+    """
+    from django.db import connection
+
+    stop = threading.Event()
+
+    def renew() -> None:
+        try:
+            while not stop.wait(settings.EVAL_LEASE_SECONDS / 3):
+                eval_run_renew_lease(run=run, lease_seconds=settings.EVAL_LEASE_SECONDS)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=renew, name=f"eval-lease-{run.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def eval_backend(subject: Subject) -> Backend:
+    """The subject's files, materialized once in the work dir, loaded by the engine backend of its runtime."""
+    work = settings.WORK_DIR
+    if subject.gguf_file is not None:
+        path, sha256 = subject.gguf_file
+        return GGUFBackend(materialize_cached([subject.gguf_file], work / "gguf" / sha256[:24]) / path)
+    model_dir = materialize_cached(list(subject.model_files), work / "models" / content_name(list(subject.model_files)))
+    adapters = [materialize_cached(list(files), work / "adapters" / content_name(list(files)))
+                for files in subject.adapter_files]
+    return TransformersBackend(model_dir, adapters=adapters, device=settings.EVAL_DEVICE)
+
+
+@shared_task(name="workers.tasks.run_eval", acks_late=True, soft_time_limit=settings.EVAL_TIMEOUT_SECONDS,
+             time_limit=settings.EVAL_TIMEOUT_SECONDS + 60)
+def run_eval(run_id: int) -> str:
+    """Evaluate one (suite, subject): rebuild the suite from the run's spec, load the subject, run the engine."""
+    run = eval_run_claim(run_id=run_id, lease_seconds=settings.EVAL_LEASE_SECONDS)
+    if run is None:
+        return "nothing to do"
+    try:
+        with eval_lease_renewed(run):
+            suite = suite_from_spec(run.suite, run.suite_spec)
+            if suite.version != run.suite_version:
+                raise EngineInputError(f"this worker builds {run.suite} version {suite.version}, not "
+                                       f"{run.suite_version} (another engine or corpus)", field="suite_version")
+            result = run_suite(suite, eval_backend(run_subject(run)), seed=settings.EVAL_SEED)
+    except SoftTimeLimitExceeded:
+        eval_run_record_failure(run=run, reason=f"timed out after {settings.EVAL_TIMEOUT_SECONDS} s")
+        return "failed"
+    except Exception as exc:  # any failure to load or run the model is the run's result, with its reason
+        log.exception("eval run %s failed", run_id)
+        eval_run_record_failure(run=run, reason=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    return "finished" if eval_run_record_result(run=run, result=result) else "superseded"

@@ -1,3 +1,13 @@
 """Page routes of the evals app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from hub.evals import views
+
+urlpatterns = [
+    path("leaderboards/", views.leaderboards, name="leaderboards"),
+    path("leaderboards/<str:owner>/<str:name>", views.leaderboard_page, name="leaderboard-page"),
+    path("evals/runs/<int:run_id>", views.run_page, name="eval-run-page"),
+    path("evals/runs/<int:run_id>/rerun", views.run_rerun, name="eval-run-rerun-page"),
+    path("stacks/<str:recipe_hash>/evals", views.stack_evals_page, name="stack-evals-page"),
+]

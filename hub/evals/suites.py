@@ -1,0 +1,197 @@
+"""Which suites an adapter is evaluated on, and how a worker rebuilds a suite from a run's spec.
+
+Every adapter gets the engine's general-perplexity suite (retention compares it with the base's).
+An adapter whose card declares an eval dataset also gets a task suite built from that dataset's
+rows on the hub:
+
+    eval_dataset: owner/name        # or owner/name@3 to pin a version; optional eval_split: test
+    datasets: [owner/name]          # else: the eval split of the first training dataset that has one
+
+Hub datasets hold instruction, chat or text rows; a row becomes an engine item as follows: with
+`choices` it is multiple choice (the question is `question` or `prompt`, the answer `answer` or
+the index of `response` among the choices); with `prompt` (or `messages`) it is generation scored
+by exact match against `answer` or `response` (the last assistant message). Text rows are not tasks.
+
+The suite's version is the engine's: it digests the items, so a new dataset version, another
+split, or a different cap on items is a new version and never shares cached scores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from hub.catalog.blobstore import get_blob_store
+from hub.catalog.models import RepoKind, Version, VersionState
+from workers.engine.evals import (
+    GENERAL_DOC_KEYS,
+    GENERAL_PERPLEXITY_ID,
+    Suite,
+    builtin_suite,
+    perplexity_suite,
+    pydoc_documents,
+    task_suite,
+)
+
+# Splits that hold held-out rows, in order of preference.
+EVAL_SPLITS = ("eval", "validation", "valid", "dev", "test")
+DATA_SUFFIXES = (".jsonl", ".csv")
+UNRESOLVED = "unresolved"  # the version of a declared task suite that could not be built
+
+
+class SuiteError(ValueError):
+    """Why the suite an adapter declares cannot be built (shown as the run's failure reason)."""
+
+
+@dataclass(frozen=True)
+class SuiteRef:
+    """A suite as scheduled: enough to key its results and for a worker to rebuild it."""
+
+    id: str
+    version: str
+    kind: str
+    spec: dict[str, Any]
+    dataset_version: Version | None = field(default=None, compare=False)
+    error: str = ""
+
+
+def suite_from_spec(suite_id: str, spec: Mapping[str, Any]) -> Suite:
+    """The engine suite a run's spec describes; raises ValueError (SuiteError, EngineInputError) when it cannot be built."""
+    if "error" in spec:
+        raise SuiteError(spec["error"])
+    if suite_id == GENERAL_PERPLEXITY_ID:
+        full = builtin_suite(GENERAL_PERPLEXITY_ID)
+        documents = pydoc_documents(tuple(spec["documents"]))
+        return full if documents == full.documents else perplexity_suite(full.id, documents,
+                                                                         max_length=full.max_length)
+    rows = dataset_rows([tuple(f) for f in spec["files"]], max_items=spec["max_items"])
+    return task_suite(suite_id, [engine_row(index, row) for index, row in enumerate(rows)])
+
+
+def _ref(suite_id: str, spec: dict[str, Any], dataset_version: Version | None = None) -> SuiteRef:
+    suite = suite_from_spec(suite_id, spec)
+    return SuiteRef(suite_id, suite.version, suite.kind, spec, dataset_version)
+
+
+def general_suite_ref() -> SuiteRef:
+    return _ref(GENERAL_PERPLEXITY_ID, {"documents": list(GENERAL_DOC_KEYS[: settings.EVAL_MAX_DOCS or None])})
+
+
+def task_suite_ref(version: Version) -> SuiteRef | None:
+    """The task suite the adapter's card declares; None when it declares none. A declared dataset that
+    cannot be used gives a ref with `error` set (its run fails with that reason)."""
+    declared = Declared.from_card(version.card)
+    if declared is None:
+        return None
+    suite_id = f"task:{declared.refs[0].partition('@')[0]}"
+    try:
+        resolved = declared.resolve()
+        if resolved is None:
+            return None
+        dataset, split, files = resolved
+        suite_id = f"task:{dataset.repository.full_name}" + (f":{split}" if split else "")
+        spec = {"dataset": str(dataset), "split": split, "files": [list(f) for f in files],
+                "max_items": settings.EVAL_MAX_ITEMS}
+        return _ref(suite_id, spec, dataset)
+    except (ValueError, OSError) as exc:  # SuiteError, EngineInputError, a row that is not JSON, a missing blob
+        return SuiteRef(suite_id, UNRESOLVED, "", {"error": str(exc)}, error=str(exc))
+
+
+@dataclass(frozen=True)
+class Declared:
+    """The eval dataset a card names: `eval_dataset` (explicit), else its training `datasets`."""
+
+    refs: tuple[str, ...]
+    split: str = ""
+    explicit: bool = False
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> Declared | None:
+        explicit = card.get("eval_dataset")
+        if isinstance(explicit, str) and explicit.strip():
+            return cls((explicit.strip(),), str(card.get("eval_split") or ""), explicit=True)
+        training = card.get("datasets")
+        names = [training] if isinstance(training, str) else training if isinstance(training, list) else []
+        refs = tuple(name.strip() for name in names if isinstance(name, str) and "/" in name)
+        return cls(refs) if refs else None
+
+    def resolve(self) -> tuple[Version, str, tuple[tuple[str, str], ...]] | None:
+        """The dataset version, split and data files. An explicit `eval_dataset` must resolve (SuiteError
+        says why not); training datasets are tried in order, and only one with a held-out split counts
+        (None when none has one: the adapter simply has no task)."""
+        for ref in self.refs:
+            dataset = _published_dataset(ref, required=self.explicit)
+            if dataset is None:
+                continue
+            splits: dict[str, list[str]] = (dataset.stats or {}).get("splits") or {}
+            if self.split and self.split not in splits:
+                raise SuiteError(f"{dataset} has no split {self.split!r} (it has {', '.join(sorted(splits)) or 'none'})")
+            chosen = self.split or next((name for name in EVAL_SPLITS if name in splits), "")
+            if not chosen and not self.explicit:
+                continue
+            wanted = set(splits[chosen]) if chosen else None
+            files = tuple((f.path, f.blob.sha256) for f in dataset.files.select_related("blob").order_by("path")
+                          if f.path.endswith(DATA_SUFFIXES) and (wanted is None or f.path in wanted))
+            if not files:
+                raise SuiteError(f"{dataset} has no data files to evaluate on")
+            return dataset, chosen, files
+        return None
+
+
+def _published_dataset(ref: str, *, required: bool) -> Version | None:
+    name, _, pinned = ref.partition("@")
+    owner, _, repo = name.partition("/")
+    versions = Version.objects.filter(repository__kind=RepoKind.DATASET, repository__owner__username=owner,
+                                      repository__name=repo, state=VersionState.PUBLISHED)
+    if pinned:
+        versions = versions.filter(number=int(pinned)) if pinned.isdigit() else versions.none()
+    dataset = versions.select_related("repository__owner").order_by("-number").first()
+    if dataset is None and required:
+        raise SuiteError(f"eval_dataset {ref} is not a published dataset on this hub")
+    return dataset
+
+
+def dataset_rows(files: Iterable[tuple[str, str]], *, max_items: int) -> list[dict[str, Any]]:
+    """The first max_items rows of the files, streamed from the blob store (nothing past them is read)."""
+    rows: list[dict[str, Any]] = []
+    for path, sha256 in files:
+        lines = _lines(get_blob_store().read_range(sha256))
+        parsed = csv.DictReader(lines) if path.endswith(".csv") else (json.loads(line) for line in lines if line.strip())
+        for row in parsed:
+            if len(rows) >= max_items:
+                return rows
+            rows.append(row)
+    return rows
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    pending = b""
+    for chunk in chunks:
+        *complete, pending = (pending + chunk).split(b"\n")
+        yield from (line.decode("utf-8-sig") + "\n" for line in complete)
+    if pending:
+        yield pending.decode("utf-8-sig")
+
+
+def engine_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One hub dataset row as the engine's multiple-choice or generation row (see the module docstring)."""
+    item: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
+    if "choices" in row:
+        choices, answer = row["choices"], row.get("answer")
+        if answer is None and isinstance(choices, list) and row.get("response") in choices:
+            answer = choices.index(row["response"])
+        return {**item, "question": row.get("question") or row.get("prompt", ""), "context": row.get("context", ""),
+                "choices": choices, "answer": answer}
+    if isinstance(row.get("messages"), list) and row["messages"]:
+        messages = row["messages"]
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
+        prompt = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages[:last]) + "assistant:"
+        return {**item, "prompt": prompt, "answer": messages[last].get("content")}
+    if "prompt" in row:
+        return {**item, "prompt": row["prompt"], "answer": row.get("answer", row.get("response"))}
+    raise SuiteError(f"row {index} has no question and answer to score: text rows make no task suite")

@@ -26,6 +26,20 @@ dtype: fp32
 """
 
 
+def test_stack_build_delivers_a_gguf_a_user_can_run(cli, celery_worker, make_user, publish_adapter):
+    from workers.engine.llama_runtime import LlamaRuntime
+
+    alice = make_user("alice")
+    publish_adapter(alice, "sql", rank=4, alpha=8, target_modules=("q_proj", "v_proj"), seed=11)
+    (cli.cwd / "recipe.yaml").write_text("base_model: nomoat/tiny-llama\nadapters:\n  - alice/sql\n")
+    result = cli.run("stack", "build", "recipe.yaml", "--output", "gguf-q8_0", "-o", "gguf", token=write_token(alice))
+    assert result.returncode == 0, result.stderr
+    [gguf] = list((cli.cwd / "gguf").glob("*.gguf"))
+    assert gguf.name == "model-q8_0.gguf"
+    with LlamaRuntime(gguf) as runtime:
+        assert len(runtime.greedy(runtime.tokenize("def main():"), 6)) == 6
+
+
 def test_stack_build_downloads_a_merged_model_that_transformers_loads(cli, celery_worker, make_user,
                                                                        publish_adapter):
     from transformers import AutoModelForCausalLM

@@ -7,6 +7,7 @@ default); pytest-django creates the test database, and the worker process is poi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -97,9 +98,48 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path else ""
 
+    def wait_idle(self, queued: Callable[[], int], timeout: float = 300) -> None:
+        """Until nothing is queued and every task the worker received has finished (twice in a row, so a
+        task enqueued by the one that just finished is seen)."""
+
+        def idle() -> bool:
+            log = self.log()
+            received = set(RECEIVED_RE.findall(log))
+            return queued() == 0 and received <= set(FINISHED_RE.findall(log))
+
+        wait_until(lambda: idle() and (time.sleep(0.3) or idle()), timeout=timeout, interval=0.2,
+                   what="the Celery worker to finish its tasks")
+
+
+RECEIVED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
+FINISHED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|failed|retry)")
+QUEUES = ("uploads", "builds", "evals")
+
+
+def queued_messages() -> int:
+    """Messages waiting in the broker's queues (Redis lists, or the filesystem transport's files)."""
+    from django.conf import settings
+
+    if settings.CELERY_BROKER_URL.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        return sum(client.llen(queue) for queue in QUEUES)
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    return sum(1 for queue in QUEUES for _ in folder.glob(f"*.{queue}.msg")) if folder.is_dir() else 0
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process: WorkerProcess) -> Iterator[WorkerProcess]:
+    """The session's worker; after the test it is left idle, so the test database is never flushed
+    (TRUNCATE) while the worker still reads it (PostgreSQL resolves that as a deadlock)."""
+    yield celery_worker_process
+    if celery_worker_process.proc and celery_worker_process.proc.poll() is None:
+        celery_worker_process.wait_idle(queued_messages)
+
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
     """A worker process consuming every queue, sharing the test database and blob store."""
     from django.conf import settings
     from django.db import connection

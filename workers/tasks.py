@@ -87,10 +87,14 @@ def materialize_cached(files: Iterable[tuple[str, str]], folder: Path) -> Path:
     return folder
 
 
+def materialize_shared(kind: str, files: list[tuple[str, str]]) -> Path:
+    """A folder of `kind` ("models", "adapters") in the work dir, named by its content: every task
+    (validation, builds, evals) that needs the same files reuses it."""
+    return materialize_cached(files, settings.WORK_DIR / kind / content_name(files))
+
+
 def materialize_base(base: BaseModel) -> Path:
-    """A base model's HF folder in the work dir, shared by every task that needs it."""
-    files = [(f.path, f.blob.sha256) for f in base.files.select_related("blob")]
-    return materialize_cached(files, settings.WORK_DIR / "models" / content_name(files))
+    return materialize_shared("models", [(f.path, f.blob.sha256) for f in base.files.select_related("blob")])
 
 
 def version_files(version: Version) -> list[tuple[str, str]]:
@@ -196,8 +200,8 @@ def build_stack(build_id: int) -> str:
     try:
         base_dir = materialize_base(build.base_model)
         adapter_dirs = {
-            f"{m.version.repository.full_name}@{m.version.number}": materialize_cached(
-                version_files(m.version), work / "adapters" / m.version.commit_sha)
+            f"{m.version.repository.full_name}@{m.version.number}": materialize_shared(
+                "adapters", version_files(m.version))
             for m in build.members.select_related("version__repository__owner")
         }
         report = ProgressReporter(build)
@@ -293,9 +297,8 @@ def eval_backend(subject: Subject) -> Backend:
     if subject.gguf_file is not None:
         path, sha256 = subject.gguf_file
         return GGUFBackend(materialize_cached([subject.gguf_file], work / "gguf" / sha256[:24]) / path)
-    model_dir = materialize_cached(list(subject.model_files), work / "models" / content_name(list(subject.model_files)))
-    adapters = [materialize_cached(list(files), work / "adapters" / content_name(list(files)))
-                for files in subject.adapter_files]
+    model_dir = materialize_shared("models", list(subject.model_files))
+    adapters = [materialize_shared("adapters", list(files)) for files in subject.adapter_files]
     return TransformersBackend(model_dir, adapters=adapters, device=settings.EVAL_DEVICE)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
+from workers.engine.fsutil import atomic_writer
+
 CHUNK_BYTES = 1 << 20
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -229,22 +231,14 @@ class S3BlobStore(BlobStoreBase):
         path = self.cache_dir / sha256[:2] / sha256
         if path.is_file():
             return path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(fd, "wb") as out:
-                for chunk in self.read_range(sha256):
-                    digest.update(chunk)
-                    out.write(chunk)
+        digest = hashlib.sha256()
+        with atomic_writer(path) as out:  # a mismatch raises inside, so nothing lands under the name
+            for chunk in self.read_range(sha256):
+                digest.update(chunk)
+                out.write(chunk)
             if digest.hexdigest() != sha256:
                 raise BlobIntegrityError(f"s3 object for {sha256} hashes to {digest.hexdigest()}")
-            os.replace(tmp, path)
-            return path
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        return path
 
     def download_url(self, sha256: str, filename: str) -> str | None:
         if not self.presign:

@@ -16,19 +16,8 @@ CHUNK_BYTES = 1 << 20
 @contextlib.contextmanager
 def atomic_writer(path: Path | str) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path`; on success fsync and rename it into place, else remove it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        yield handle
 
 
 @contextlib.contextmanager

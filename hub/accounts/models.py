@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+# First path segments the hub's own routes own: a user with one of these names would have
+# repositories whose URLs (`<owner>/<name>/resolve/...`, `stacks/<hash>`) mean something else.
+RESERVED_USERNAMES = frozenset({"adapters", "datasets", "stacks", "models", "api", "admin"})
+
+
+def validate_username_not_reserved(value: str) -> None:
+    if value.lower() in RESERVED_USERNAMES:
+        raise ValidationError("“%(value)s” is reserved for the hub's own pages; choose another username.",
+                              code="reserved", params={"value": value})
 
 
 class Role(models.TextChoices):
@@ -15,6 +27,12 @@ class Role(models.TextChoices):
 
 
 class User(AbstractUser):
+    username = models.CharField(
+        "username", max_length=150, unique=True,
+        help_text="150 characters or fewer. Letters, digits and @/./+/-/_ only.",
+        validators=[UnicodeUsernameValidator(), validate_username_not_reserved],
+        error_messages={"unique": "A user with that username already exists."},
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.USER)
     bio = models.TextField(blank=True)
 

@@ -85,6 +85,23 @@ def test_createsuperuser_noinput_works_for_scripts():
     assert User.objects.get(username="root").is_superuser
 
 
+@pytest.mark.parametrize("username", ["stacks", "Adapters", "datasets"])
+def test_usernames_the_hubs_routes_own_are_refused(username, monkeypatch):
+    from django.core.exceptions import ValidationError
+    from django.core.management import CommandError, call_command
+
+    from hub.accounts.services import user_create
+
+    with pytest.raises(ValidationError, match="reserved for the hub's own pages"):
+        user_create(username=username, password="a-strong-pw-42")
+    for key, value in {"DJANGO_SUPERUSER_USERNAME": username, "DJANGO_SUPERUSER_PASSWORD": "a-strong-admin-pw-42",
+                       "DJANGO_SUPERUSER_EMAIL": "x@example.com"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(CommandError, match="reserved"):
+        call_command("createsuperuser", interactive=False)
+    assert not User.objects.filter(username__iexact=username).exists()
+
+
 @pytest.mark.parametrize(("env", "message"), [
     ({"NOMOAT_ENV": "production"}, "SECRET_KEY"),
     ({"NOMOAT_ENV": "production", "SECRET_KEY": "x" * 50, "DEBUG": "true"}, "DEBUG"),

@@ -101,7 +101,7 @@ def main() -> None:
     from workers.engine.smollm2 import convert_smollm2
 
     torch.set_num_threads(args.threads)
-    model_dir = convert_smollm2(CACHE / "smollm2-135m-instruct")
+    model_dir = convert_smollm2(CACHE / "models")
     full = general_perplexity_suite()
     suite = perplexity_suite(full.id, full.documents[: args.docs], max_length=full.max_length)
     print(f"suite {full.id} {full.version}: {len(suite.documents)} docs, windows of {suite.max_length} tokens")

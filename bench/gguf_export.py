@@ -24,8 +24,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from workers.engine.smollm2 import smollm2_dir  # noqa: E402 (after the path is set)
+
 CACHE = REPO_ROOT / ".cache"
-BASE_DIR = CACHE / "models" / "smollm2-135m-instruct"
+BASE_DIR = smollm2_dir(CACHE / "models")
 OUT_DIR = CACHE / "bench" / "gguf"
 QTYPES = ("Q8_0", "Q4_K_M")
 LLAMA3_8B_F16_PPL = 6.2331
@@ -76,7 +78,7 @@ def main() -> None:
     from workers.engine.quantize import quantize_gguf
     from workers.engine.smollm2 import convert_smollm2
 
-    convert_smollm2(BASE_DIR)
+    convert_smollm2(CACHE / "models")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     text = held_out_text(args.tokens * 4)  # ~4 characters per token on English/Python prose
     results: dict[str, dict] = {}

@@ -34,8 +34,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from workers.engine.smollm2 import smollm2_dir  # noqa: E402 (after the path is set)
+
 CACHE = REPO_ROOT / ".cache"
-BASE_DIR = CACHE / "models" / "smollm2-135m-instruct"
+BASE_DIR = smollm2_dir(CACHE / "models")
 ADAPTERS_DIR = CACHE / "bench" / "adapters"
 OUT_DIR = CACHE / "bench" / "out"
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -48,7 +50,7 @@ def prepare() -> dict[str, Path]:
     from workers.engine.smollm2 import SMOLLM2_NAME, convert_smollm2
     from workers.engine.tiny import build_tiny_adapter
 
-    convert_smollm2(BASE_DIR)
+    convert_smollm2(CACHE / "models")
     adapters = {}
     for index, seed in enumerate((1, 2, 3)):
         folder = ADAPTERS_DIR / f"r16-{seed}"

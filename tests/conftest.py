@@ -61,9 +61,10 @@ def _database_url(settings_dict: dict) -> str:
 class WorkerProcess:
     """A real `celery worker` subprocess on the test database; restartable (to test dying mid-task)."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, pool: str = "solo") -> None:
         self.env = env
         self.log_dir = log_dir
+        self.pool = pool  # "solo" runs tasks in the worker itself; time limits need "prefork"
         self.proc: subprocess.Popen | None = None
         self.log_path: Path | None = None
 
@@ -71,7 +72,8 @@ class WorkerProcess:
         self.log_path = self.log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         log = open(self.log_path, "w")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "uploads,builds,evals", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "uploads,builds,evals", "--pool", self.pool,
+             "--concurrency", "1",
              "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -159,6 +161,26 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) 
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def replace_worker(celery_worker: WorkerProcess, tmp_path_factory) -> Iterator[Callable[..., WorkerProcess]]:
+    """Swap the session's worker for one with other settings or pool; the session's comes back after."""
+    started: list[WorkerProcess] = []
+
+    def replace(pool: str = "solo", **env: str) -> WorkerProcess:
+        for worker in (celery_worker, *started):
+            worker.stop()
+        worker = WorkerProcess({**celery_worker.env, **env}, tmp_path_factory.mktemp("worker"), pool=pool)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield replace
+    for worker in started:
+        worker.stop()
+    if started:
+        celery_worker.start()
 
 
 @pytest.fixture(scope="session")

@@ -88,4 +88,4 @@ def trained_base(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Trai
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct as an HF folder, converted once per machine (about a minute)."""
     cache = Path(os.environ.get("NOMOAT_MODEL_CACHE", REPO_ROOT / ".cache" / "models"))
-    return convert_smollm2(cache / "smollm2-135m-instruct")
+    return convert_smollm2(cache)

@@ -47,7 +47,7 @@ from hub.stacks.services import (
     stacks_requeue_stale,
 )
 from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
-from workers.engine.build import MANIFEST_NAME
+from workers.engine.build import MANIFEST_NAME, staging_prefix
 from workers.engine.build import build_stack as build_engine_stack
 from workers.engine.errors import EngineInputError, VerificationError
 from workers.engine.evals import Backend, GGUFBackend, TransformersBackend, run_suite
@@ -197,6 +197,20 @@ def build_stack(build_id: int) -> str:
     recipe = Recipe.from_dict(build.recipe)
     work = settings.WORK_DIR
     out_dir = work / "stacks" / recipe.hash
+
+    def clear_work_copies() -> None:
+        # Holding the lease, this task is the only one building the recipe: whatever is here is a dead
+        # worker's staging (never renamed into place, so never served) or this task's own.
+        shutil.rmtree(out_dir, ignore_errors=True)
+        for leftover in out_dir.parent.glob(staging_prefix(out_dir) + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    def fail(reason: str, details: dict | None = None) -> None:
+        clear_work_copies()  # before anyone is told how the build ended
+        stack_record_failure(build=build, reason=reason, details=details)
+
+    clear_work_copies()
+
     try:
         base_dir = materialize_base(build.base_model)
         adapter_dirs = {
@@ -213,24 +227,23 @@ def build_stack(build_id: int) -> str:
         files = {entry["path"]: blob_put_file(path=out_dir / entry["path"], expected_sha256=entry["sha256"])
                  for entry in manifest["files"]}
         files[MANIFEST_NAME] = blob_put_file(path=out_dir / MANIFEST_NAME)
+        clear_work_copies()  # the blob store holds the artifact now
         stack_record_ready(build=build, manifest=manifest, files=files)
         return "ready"
     except SoftTimeLimitExceeded:
-        stack_record_failure(build=build, reason=f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS} s")
+        fail(f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS} s")
         return "failed"
     except EngineInputError as exc:
-        stack_record_failure(build=build, reason=str(exc))
+        fail(str(exc))
         return "failed"
     except VerificationError as exc:
-        stack_record_failure(build=build, reason=f"verification failed: {exc}", details=exc.details)
+        fail(f"verification failed: {exc}", details=exc.details)
         return "failed"
     except Exception as exc:
         # A bug, not bad input: fail the build visibly instead of retrying it forever on lease expiry.
         log.exception("stack build %s crashed", build.recipe_hash)
-        stack_record_failure(build=build, reason=f"internal error ({type(exc).__name__}): {exc}")
+        fail(f"internal error ({type(exc).__name__}): {exc}")
         raise
-    finally:
-        shutil.rmtree(out_dir, ignore_errors=True)  # the blob store holds the artifact now
 
 
 def content_name(files: list[tuple[str, str]]) -> str:

@@ -15,6 +15,7 @@ from tests.fixtures_models import TrainedBase
 from workers.engine import gguf_export
 from workers.engine.errors import EngineInputError
 from workers.engine.gguf_export import LLAMA3_SPLIT_REGEX, export_gguf, permute_rope_rows
+from workers.engine.gguf_outputs import f16_gate_passed
 from workers.engine.llama_runtime import LlamaRuntime, verify_f16_export
 
 N_TOKENS = 32
@@ -137,6 +138,21 @@ def test_without_the_qk_permutation_the_gate_fails(
     report = verify_f16_export(base.path, tmp_path / "wrong.gguf", base.prompts[:2], n_tokens=N_TOKENS)
     assert not report["ok"]
     assert all(p["rel_logit_diff"] > 10 * report["logits_rel_tol"] for p in report["prompts"])
+
+
+def gate_report(n_matched: int, gap: float | None, diff: float = 0.05, rel: float = 0.002) -> dict:
+    prompt = {"tokens_match": True, "n_matched": n_matched, "max_abs_logit_diff": diff, "rel_logit_diff": rel,
+              "reference_gap_at_mismatch": gap}
+    return {"n_tokens": N_TOKENS, "logits_rel_tol": 0.005, "prompts": [prompt]}
+
+
+def test_the_stack_gate_forgives_only_a_parting_at_a_tie_within_measured_noise() -> None:
+    assert f16_gate_passed(gate_report(N_TOKENS, None))
+    # runtimes that disagree by up to 0.05 can swap candidates 0.002 apart, not 0.5 apart
+    assert f16_gate_passed(gate_report(8, 0.002))
+    assert not f16_gate_passed(gate_report(8, 0.5))
+    assert not f16_gate_passed(gate_report(8, 0.002, diff=0.0005))
+    assert not f16_gate_passed(gate_report(N_TOKENS, None, rel=0.01))  # the logits themselves are off
 
 
 def test_permute_rope_rows_interleaves_halves() -> None:

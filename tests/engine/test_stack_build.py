@@ -206,6 +206,14 @@ def test_manifest_describes_the_artifact(tiny_base: Path, adapter_dirs: dict, tm
     assert seen == sorted(seen) and seen[-1] == 1.0
 
 
+@pytest.mark.parametrize("output", ["merged", "gguf-f16", "runtime"])
+def test_progress_only_moves_forward(output: str, tiny_base: Path, adapter_dirs: dict, tmp_path: Path) -> None:
+    seen: list[float] = []
+    build(make_recipe(tiny_base, adapter_dirs, "linear", output), tiny_base, adapter_dirs, tmp_path / "out",
+          progress=lambda f, m: seen.append(f))
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == 1.0
+
+
 def test_a_finished_artifact_is_returned_not_rebuilt(tiny_base: Path, adapter_dirs: dict, tmp_path: Path) -> None:
     recipe = make_recipe(tiny_base, adapter_dirs, "cat", "adapter")
     first = build(recipe, tiny_base, adapter_dirs, tmp_path / "out")

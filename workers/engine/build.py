@@ -5,7 +5,8 @@ base model's modules), runs the output's builder in a staging folder beside the 
 the base weights' sha256 against the recipe, and renames the folder into place: the artifact
 appears whole or not at all. Builders stream: the merged model is written tensor by tensor from
 memory-mapped base weights, so peak memory follows the largest tensor, not the model, and every
-file is hashed while it is read or written, never read back. The same recipe and inputs give
+file is hashed while it is written, never read back; the inputs are hashed on a helper thread
+while the build runs. The same recipe and inputs give
 byte-identical files on the same machine (nothing time- or order-dependent is written).
 
 Output kinds are looked up in `recipe.OUTPUT_KINDS`; a builder is `builder(ctx: BuildContext) ->
@@ -14,20 +15,24 @@ dict` (extra manifest entries) and may reuse `write_merged_weights` and `write_m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from workers.engine import ENGINE_VERSION
+from workers.engine.background import OrderedBackground
 from workers.engine.errors import EngineInputError
 from workers.engine.fsutil import atomic_writer, sha256_file
 from workers.engine.recipe import AdapterInfo, Recipe, check_compatible, read_adapter
@@ -58,7 +63,7 @@ def _no_progress(fraction: float, message: str) -> None:
     """The progress callback when the caller gives none."""
 
 
-def _span(progress: Progress, start: float, end: float) -> Progress:
+def span_progress(progress: Progress, start: float, end: float) -> Progress:
     """Map a step's own 0..1 progress onto [start, end] of the whole build."""
     return lambda fraction, message: progress(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
 
@@ -67,9 +72,8 @@ def _span(progress: Progress, start: float, end: float) -> Progress:
 class BuildContext:
     """What a builder gets: the recipe, checked inputs, the folder to write into, a progress callback.
 
-    A builder that hashes as it goes records it here, so nothing is read twice: `verified` takes
-    the sha256 of base weight files it streamed whole (only when `verify_inputs`), `record` the
-    sha256 of files it wrote.
+    A builder that hashes the files it writes records their sha256 here (`record`), so they are
+    not read back.
     """
 
     recipe: Recipe
@@ -79,8 +83,6 @@ class BuildContext:
     staging: Path
     progress: Progress  # 0..1 of this builder's own work
     stack: StackFactors
-    verify_inputs: bool = True
-    verified: dict[str, str] = field(default_factory=dict)  # base weight file name -> sha256
     written: dict[str, str] = field(default_factory=dict)  # path relative to staging -> sha256
 
     @property
@@ -113,12 +115,12 @@ def build_stack(
 
     `base_dir` is the base model's HF folder; `adapter_dirs` maps each adapter ref of the recipe to
     its PEFT folder. Bad or incompatible inputs raise EngineInputError before anything is written.
-    The inputs' sha256 (base weight files; each adapter's adapter_model.safetensors) are checked
-    against the recipe by the end of the build (the merged builder hashes the base as it streams
-    it, so it is read once); a mismatch discards the build. If `out_dir` already holds this
+    The inputs' sha256 (base weight files; each adapter's adapter_model.safetensors) are computed
+    on a helper thread while the build runs and checked against the recipe at its end; a mismatch
+    discards the build. If `out_dir` already holds this
     recipe's artifact, its manifest is returned (a retried task does not build twice); any other
     existing `out_dir` is a FileExistsError. `verify_inputs=False` skips hashing the input weights
-    (about a third of a merged build's CPU time) for callers whose files come straight from a
+    (a third of a merged build's CPU time, though on its own thread) for callers whose files come straight from a
     content-addressed store that already checked them; the manifest then says "verified": false.
     """
     out_dir, base_dir = Path(out_dir), Path(base_dir)
@@ -143,20 +145,25 @@ def build_stack(
     check_compatible(adapters, module_shapes(base_files))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(out_dir), dir=out_dir.parent))
+    # sha256 and torch kernels release the GIL: the inputs are hashed beside the build, not after it.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-inputs")
     try:
+        input_digests = {
+            path: hasher.submit(sha256_file, path)
+            for path in (*base_files, *(adapter.weights_path for adapter in adapters))
+        } if verify_inputs else None
         ctx = BuildContext(
-            recipe, base_dir, base_files, adapters, staging, _span(progress, 0.0, BUILD_END), StackFactors(adapters),
-            verify_inputs,
+            recipe, base_dir, base_files, adapters, staging, span_progress(progress, 0.0, BUILD_END), StackFactors(adapters),
         )
         report = recipe.output.kind.load_builder()(ctx)
-        finishing = _span(progress, BUILD_END, 1.0)
+        finishing = span_progress(progress, BUILD_END, 1.0)
         manifest = {
             "engine_version": ENGINE_VERSION,
             "recipe": recipe.to_dict(),
             "recipe_hash": recipe.hash,
-            "sources": verify_sources(ctx, _span(finishing, 0.0, 0.5)),
-            "files": hash_files(staging, ctx.written, _span(finishing, 0.5, 1.0)),
+            "sources": verify_sources(ctx, input_digests, span_progress(finishing, 0.0, 0.5)),
+            "files": hash_files(staging, ctx.written, span_progress(finishing, 0.5, 1.0)),
             "report": report,
         }
         write_json(staging / MANIFEST_NAME, manifest)
@@ -174,8 +181,15 @@ def build_stack(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        hasher.shutdown(wait=True, cancel_futures=True)
     progress(1.0, "done")
     return manifest
+
+
+def staging_prefix(out_dir: Path) -> str:
+    """What the names of a build's staging folder (and its builders' scratch folders) start with."""
+    return f".{out_dir.name}.staging-"
 
 
 def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
@@ -187,15 +201,15 @@ def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:
     return manifest if isinstance(manifest, dict) else None
 
 
-def verify_sources(ctx: BuildContext, progress: Progress) -> dict[str, Any]:
-    """sha256 of every input file (those the builder streamed are not read again). The base
-    weights must be the recipe's files, and each adapter's adapter_model.safetensors its sha256.
-    Without `ctx.verify_inputs` the weights' hashes are the recipe's, taken on trust."""
+def verify_sources(ctx: BuildContext, digests: Mapping[Path, Future[str]] | None, progress: Progress) -> dict[str, Any]:
+    """sha256 of every input file: the base weights must be the recipe's files, and each adapter's
+    adapter_model.safetensors its sha256. `digests` are the weights' hashes, computed while the build
+    ran; None means unverified: the weights' hashes are the recipe's, taken on trust."""
 
-    def checked(path: Path, expected: str, field: str, streamed: str | None = None) -> str:
-        if not ctx.verify_inputs:
+    def checked(path: Path, expected: str, field: str) -> str:
+        if digests is None:
             return expected
-        actual = streamed or sha256_file(path)
+        actual = digests[path].result()
         if actual != expected:
             raise EngineInputError(
                 f"the file's sha256 is {actual} but the recipe expects {expected}", file=path.name, field=field, code="hash_mismatch"
@@ -206,7 +220,7 @@ def verify_sources(ctx: BuildContext, progress: Progress) -> dict[str, Any]:
     for index, path in enumerate(ctx.base_files):
         progress(index / len(ctx.base_files), f"verifying {path.name}")
         field_name = f"base.sha256.{path.name}"
-        base[path.name] = checked(path, ctx.recipe.base.sha256[path.name], field_name, ctx.verified.get(path.name))
+        base[path.name] = checked(path, ctx.recipe.base.sha256[path.name], field_name)
     adapters = {}
     for index, (adapter, ref) in enumerate(zip(ctx.adapters, ctx.recipe.adapters, strict=True)):
         config = adapter.dir / "adapter_config.json"
@@ -214,7 +228,7 @@ def verify_sources(ctx: BuildContext, progress: Progress) -> dict[str, Any]:
             config.name: sha256_file(config),
             adapter.weights_path.name: checked(adapter.weights_path, ref.sha256, f"adapters[{index}].sha256"),
         }
-    return {"verified": ctx.verify_inputs, "base": base, "adapters": adapters}
+    return {"verified": digests is not None, "base": base, "adapters": adapters}
 
 
 def hash_files(folder: Path, known: Mapping[str, str], progress: Progress) -> list[dict[str, Any]]:
@@ -273,28 +287,32 @@ def _shard(specs: list[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpe
     return shards
 
 
-def _read_raw(path: Path, info: TensorInfo) -> np.ndarray:
-    """One tensor's bytes, memory-mapped copy-on-write (writable for torch, never written back)."""
+
+
+def _map_tensor(handle: BinaryIO, info: TensorInfo) -> np.ndarray:
+    """One tensor's bytes, memory-mapped copy-on-write (writable for torch, never written back).
+
+    A map per tensor, released with the array, keeps resident memory at the tensors in flight
+    rather than every page of the model read so far.
+    """
     if info.end == info.start:
         return np.zeros(0, dtype=np.uint8)
-    return np.memmap(path, dtype=np.uint8, mode="c", offset=info.start, shape=(info.end - info.start,))
+    start = info.start - info.start % mmap.ALLOCATIONGRANULARITY
+    mapping = mmap.mmap(handle.fileno(), info.end - start, offset=start, access=mmap.ACCESS_COPY)
+    return np.frombuffer(mapping, dtype=np.uint8, count=info.end - info.start, offset=info.start - start)
 
 
 def write_merged_weights(ctx: BuildContext, out_dir: Path, *, dtype: str, max_shard_bytes: int) -> dict[str, Any]:
     """Write W0 + ΔW for every base tensor (memory-mapped, one at a time) as safetensors shards.
 
     Float tensors are cast to `dtype`; others are copied. One shard is `model.safetensors`; more
-    are `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json`. The base files are
-    read whole and in order, so their sha256 comes on the way (`ctx.verified`), as does each
-    shard's (`ctx.record`). Returns {"energy_kept": {module: fraction}} for the adapted modules.
+    are `model-0000i-of-0000n.safetensors` with `model.safetensors.index.json`. Each shard is
+    hashed as it is written (`ctx.record`). Returns {"energy_kept": {module: fraction}} for the adapted modules.
     """
     torch_dtype, st_dtype, _ = DTYPES[dtype]
     sources: dict[str, tuple[Path, TensorInfo]] = {}
-    base_digests = {}
     for path in ctx.base_files:
         header = read_header(path)
-        with open(path, "rb") as handle:
-            base_digests[path] = hashlib.sha256(handle.read(header.data_start))
         for info in sorted(header.tensors.values(), key=lambda info: info.start):
             sources[info.name] = (path, info)
     specs = [TensorSpec(name, st_dtype if info.dtype in FLOAT_DTYPES else info.dtype, info.shape) for name, (_, info) in sources.items()]
@@ -304,28 +322,29 @@ def write_merged_weights(ctx: BuildContext, out_dir: Path, *, dtype: str, max_sh
     energy: dict[str, float] = {}
     total = sum(spec.nbytes for spec in specs)
     done = 0
-    for name, shard in zip(names, shards, strict=True):
-        digest = hashlib.sha256()
-        with SafetensorsStreamWriter(out_dir / name, shard, metadata={"format": "pt"}, digest=digest) as writer:
-            for spec in shard:
-                path, info = sources[spec.name]
-                raw = _read_raw(path, info)
-                if ctx.verify_inputs:
-                    base_digests[path].update(raw)
-                module = adapted.get(spec.name)
-                if module is None and spec.dtype == info.dtype:
-                    writer.write(spec.name, raw)
-                else:
-                    weight = tensor_from_bytes(raw, info.dtype, info.shape)
-                    if module is not None:
-                        delta, energy[module] = module_delta(ctx.recipe.method, module, ctx.factors(module), ctx.weights)
-                        weight = delta.add_(weight)
-                    writer.write(spec.name, _tensor_bytes(weight, torch_dtype))
-                done += spec.nbytes
-                ctx.progress(done / max(total, 1), spec.name)
-        ctx.record(out_dir / name, digest.hexdigest())
-    if ctx.verify_inputs:
-        ctx.verified.update({path.name: digest.hexdigest() for path, digest in base_digests.items()})
+    with contextlib.ExitStack() as stack:
+        handles = {path: stack.enter_context(open(path, "rb")) for path in ctx.base_files}
+        for name, shard in zip(names, shards, strict=True):
+            digest = hashlib.sha256()
+            # Writing and hashing run on a helper thread while this one merges the next tensor; leaving
+            # the block waits for it (before the shard is renamed into place).
+            with (SafetensorsStreamWriter(out_dir / name, shard, metadata={"format": "pt"}, digest=digest) as writer,
+                  OrderedBackground() as background):
+                for spec in shard:
+                    path, info = sources[spec.name]
+                    raw = _map_tensor(handles[path], info)
+                    module = adapted.get(spec.name)
+                    if module is None and spec.dtype == info.dtype:
+                        background.submit(writer.write, spec.name, raw)
+                    else:
+                        weight = tensor_from_bytes(raw, info.dtype, info.shape)
+                        if module is not None:
+                            weight, energy[module] = module_delta(ctx.recipe.method, module, ctx.factors(module), ctx.weights,
+                                                                  base=weight)
+                        background.submit(writer.write, spec.name, _tensor_bytes(weight, torch_dtype))
+                    done += spec.nbytes
+                    ctx.progress(done / max(total, 1), spec.name)
+            ctx.record(out_dir / name, digest.hexdigest())
     if len(shards) > 1:
         weight_map = {spec.name: name for name, shard in zip(names, shards, strict=True) for spec in shard}
         write_json(out_dir / "model.safetensors.index.json", {"metadata": {"total_size": total}, "weight_map": weight_map})

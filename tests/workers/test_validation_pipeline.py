@@ -105,7 +105,8 @@ def test_an_archive_upload_is_unpacked_into_plain_files(celery_worker, make_user
                                                                     "adapter_model.gguf", "adapter_model.safetensors"]
 
 
-def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again(celery_worker, make_user, tmp_path):
+def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again(celery_worker, make_user, settings,
+                                                                                tmp_path):
     alice = make_user("alice")
     folder = tmp_path / "big-dataset"
     folder.mkdir()
@@ -115,8 +116,9 @@ def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again
             handle.write(row[:-1] + f', "id": {i}}}\n')
     (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\nA big dataset.\n")
     version = upload_folder(alice, "big", folder, kind="dataset")
-    wait_until(lambda: Version.objects.get(pk=version.pk).state == VersionState.VALIDATING, timeout=60, interval=0.05,
-               what="validation to start")
+    scratch = settings.WORK_DIR / "validate" / str(version.pk)
+    wait_until(lambda: Version.objects.get(pk=version.pk).state == VersionState.VALIDATING and scratch.is_dir(),
+               timeout=60, interval=0.05, what="validation to start")
     celery_worker.kill()
     try:
         lease = Version.objects.get(pk=version.pk).lease_expires_at
@@ -127,3 +129,4 @@ def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again
     version = settled(version, timeout=180)
     assert version.state == VersionState.PENDING_REVIEW, version.state_reason
     assert version.stats["rows"] == 1_500_000  # every row read by the second worker
+    assert not scratch.exists()  # the dead worker's scratch went with the second one's

@@ -209,18 +209,23 @@ def build_stack(build_id: int) -> str:
     work = settings.WORK_DIR
     out_dir = work / "stacks" / recipe.hash
 
-    def clear_work_copies() -> None:
-        # Holding the lease, this task is the only one building the recipe: whatever is here is a dead
-        # worker's staging (never renamed into place, so never served) or this task's own.
-        shutil.rmtree(out_dir, ignore_errors=True)
+    def clear_staging() -> None:
+        # Holding the lease, this task is the only one building the recipe: a staging folder here is
+        # a dead worker's (never renamed into place, so never served) or this task's own.
         for leftover in out_dir.parent.glob(staging_prefix(out_dir) + "*"):
             shutil.rmtree(leftover, ignore_errors=True)
+
+    def clear_work_copies() -> None:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        clear_staging()
 
     def fail(reason: str, details: dict | None = None) -> None:
         clear_work_copies()  # before anyone is told how the build ended
         stack_record_failure(build=build, reason=reason, details=details)
 
-    clear_work_copies()
+    # A finished `out_dir` a dead worker renamed into place stays: the engine returns it rather than
+    # building again, and storing it below re-checks every file's sha256.
+    clear_staging()
 
     try:
         base_dir = materialize_base(build.base_model)

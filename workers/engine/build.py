@@ -120,8 +120,9 @@ def build_stack(
     discards the build. If `out_dir` already holds this
     recipe's artifact, its manifest is returned (a retried task does not build twice); any other
     existing `out_dir` is a FileExistsError. `verify_inputs=False` skips hashing the input weights
-    (a third of a merged build's CPU time, though on its own thread) for callers whose files come straight from a
-    content-addressed store that already checked them; the manifest then says "verified": false.
+    (a third of a merged build's CPU time, though on its own thread) for callers whose files come
+    straight from a content-addressed store that already checked them; the manifest then says
+    "verified": false.
     """
     out_dir, base_dir = Path(out_dir), Path(base_dir)
     progress = progress or _no_progress
@@ -285,8 +286,6 @@ def _shard(specs: list[TensorSpec], max_shard_bytes: int) -> list[list[TensorSpe
         shards[-1].append(spec)
         size += spec.nbytes
     return shards
-
-
 
 
 def _map_tensor(handle: BinaryIO, info: TensorInfo) -> np.ndarray:

@@ -72,4 +72,3 @@ def convert_smollm2(cache_dir: Path | str) -> Path:
     except OSError:  # another process finished the same conversion first
         shutil.rmtree(staging)
     return out
-

@@ -18,7 +18,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/14
 # SmolLM2 is converted once per checkout and shared by both test runs.
 export NOMOAT_MODEL_CACHE ?= $(CURDIR)/.cache/models
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run smoke test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ install: $(VENV)/.installed
 
 run: install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python manage.py runhub
+
+# The README's first command as a newcomer runs it (a fresh data dir, a free port), driven end to end.
+smoke: install
+	$(BIN)/python tests/smoke_make_run.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 from celery import shared_task
@@ -26,9 +24,10 @@ from hub.catalog.services import (
     blob_put_file,
     version_claim_for_validation,
     version_record_validation,
+    version_renew_validation_lease,
     versions_requeue_stale,
 )
-from hub.evals.models import EvalRun
+from hub.catalog.uploads import upload_sessions_expire
 from hub.evals.services import (
     eval_run_claim,
     eval_run_record_failure,
@@ -38,12 +37,14 @@ from hub.evals.services import (
 )
 from hub.evals.subjects import Subject, run_subject
 from hub.evals.suites import suite_from_spec
+from hub.leases import lease_heartbeat
 from hub.stacks.models import BuildState, StackBuild
 from hub.stacks.services import (
     stack_claim,
     stack_progress,
     stack_record_failure,
     stack_record_ready,
+    stack_renew_lease,
     stacks_requeue_stale,
 )
 from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
@@ -103,11 +104,14 @@ def version_files(version: Version) -> list[tuple[str, str]]:
 
 @shared_task(name="workers.tasks.validate_version", acks_late=True)
 def validate_version(version_id: int) -> str:
-    version = version_claim_for_validation(version_id=version_id, lease_seconds=settings.VALIDATION_LEASE_SECONDS)
+    lease = settings.VALIDATION_LEASE_SECONDS
+    version = version_claim_for_validation(version_id=version_id, lease_seconds=lease)
     if version is None:
         return "nothing to do"
     try:
-        return _validate(version)
+        with lease_heartbeat(lambda: version_renew_validation_lease(version=version, lease_seconds=lease),
+                             lease_seconds=lease, name=f"version-{version_id}"):
+            return _validate(version)
     except Exception as exc:
         # A bug of ours, not bad input: end visibly (the uploader can upload again) rather than be
         # claimed again and crash on every lease expiry.
@@ -228,24 +232,26 @@ def build_stack(build_id: int) -> str:
     clear_staging()
 
     try:
-        base_dir = materialize_base(build.base_model)
-        adapter_dirs = {
-            f"{m.version.repository.full_name}@{m.version.number}": materialize_shared(
-                "adapters", version_files(m.version))
-            for m in build.members.select_related("version__repository__owner")
-        }
-        report = ProgressReporter(build)
-        manifest = build_engine_stack(recipe, base_dir=base_dir, adapter_dirs=adapter_dirs, out_dir=out_dir,
-                                      progress=lambda fraction, message: report(0.9 * fraction, message))
-        # Verifying: every file goes into the blob store only if it hashes to what the manifest says.
-        stack_progress(build=build, fraction=0.9, message="verifying and storing the artifact",
-                       lease_seconds=settings.STACK_LEASE_SECONDS, state=BuildState.VERIFYING)
-        files = {entry["path"]: blob_put_file(path=out_dir / entry["path"], expected_sha256=entry["sha256"])
-                 for entry in manifest["files"]}
-        files[MANIFEST_NAME] = blob_put_file(path=out_dir / MANIFEST_NAME)
-        clear_work_copies()  # the blob store holds the artifact now
-        stack_record_ready(build=build, manifest=manifest, files=files)
-        return "ready"
+        with lease_heartbeat(lambda: stack_renew_lease(build=build, lease_seconds=settings.STACK_LEASE_SECONDS),
+                             lease_seconds=settings.STACK_LEASE_SECONDS, name=f"build-{build_id}"):
+            base_dir = materialize_base(build.base_model)
+            adapter_dirs = {
+                f"{m.version.repository.full_name}@{m.version.number}": materialize_shared(
+                    "adapters", version_files(m.version))
+                for m in build.members.select_related("version__repository__owner")
+            }
+            report = ProgressReporter(build)
+            manifest = build_engine_stack(recipe, base_dir=base_dir, adapter_dirs=adapter_dirs, out_dir=out_dir,
+                                          progress=lambda fraction, message: report(0.9 * fraction, message))
+            # Verifying: every file goes into the blob store only if it hashes to what the manifest says.
+            stack_progress(build=build, fraction=0.9, message="verifying and storing the artifact",
+                           lease_seconds=settings.STACK_LEASE_SECONDS, state=BuildState.VERIFYING)
+            files = {entry["path"]: blob_put_file(path=out_dir / entry["path"], expected_sha256=entry["sha256"])
+                     for entry in manifest["files"]}
+            files[MANIFEST_NAME] = blob_put_file(path=out_dir / MANIFEST_NAME)
+            clear_work_copies()  # the blob store holds the artifact now
+            stack_record_ready(build=build, manifest=manifest, files=files)
+            return "ready"
     except SoftTimeLimitExceeded:
         fail(f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS} s")
         return "failed"
@@ -279,6 +285,12 @@ def requeue_stale_work() -> dict[str, list[int]]:
     }
 
 
+@shared_task(name="workers.tasks.expire_upload_sessions")
+def expire_upload_sessions() -> int:
+    """Delete resumable upload sessions idle past UPLOAD_SESSION_TTL_SECONDS, with their .part files (beat)."""
+    return upload_sessions_expire()
+
+
 @worker_ready.connect
 def requeue_on_start(sender=None, **kwargs) -> None:
     """A worker coming up picks up what a dead one left behind."""
@@ -290,34 +302,6 @@ def requeue_on_start(sender=None, **kwargs) -> None:
 
 # --- evaluations ------------------------------------------------------------------------------------------------------
 # Runs on the `evals` queue (CELERY_TASK_ROUTES).
-
-
-
-
-@contextmanager
-def eval_lease_renewed(run: EvalRun) -> Iterator[None]:
-    """Renew the run's lease every third of it while the model runs (the engine reports no progress to hang it on).
-
-    A worker that dies stops renewing, so its run is claimed again within one lease.
-    """
-    from django.db import connection
-
-    stop = threading.Event()
-
-    def renew() -> None:
-        try:
-            while not stop.wait(settings.EVAL_LEASE_SECONDS / 3):
-                eval_run_renew_lease(run=run, lease_seconds=settings.EVAL_LEASE_SECONDS)
-        finally:
-            connection.close()  # this thread's own connection
-
-    thread = threading.Thread(target=renew, name=f"eval-lease-{run.pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def eval_backend(subject: Subject) -> Backend:
@@ -339,7 +323,8 @@ def run_eval(run_id: int) -> str:
     if run is None:
         return "nothing to do"
     try:
-        with eval_lease_renewed(run):
+        with lease_heartbeat(lambda: eval_run_renew_lease(run=run, lease_seconds=settings.EVAL_LEASE_SECONDS),
+                             lease_seconds=settings.EVAL_LEASE_SECONDS, name=f"eval-{run_id}"):
             suite = suite_from_spec(run.suite, run.suite_spec)
             if suite.version != run.suite_version:
                 raise EngineInputError(f"this worker builds {run.suite} version {suite.version}, not "

@@ -1,12 +1,10 @@
-"""`make run`: migrate, seed, then run the web server and a Celery worker until Ctrl-C."""
+"""`make run`: migrate, seed, then run the hub's processes under a supervisor until Ctrl-C."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
-import time
 
 from django.conf import settings
 from django.core.management import call_command
@@ -14,13 +12,34 @@ from django.core.management.base import BaseCommand
 
 from hub.accounts.models import ApiToken, TokenScope, User
 from hub.accounts.services import api_token_create, api_token_revoke
-from hub.catalog.management.commands.seed_hub import DEMO_USERS
+from hub.catalog.management.commands.seed_hub import DEMO_USERS, demo_password
+from hub.supervisor import Child, CrashLoop, Supervisor
 
 RUN_TOKEN_NAME = "make-run"  # noqa: S105 - a label
 
 
+def hub_processes(host: str, port: str) -> list[Child]:
+    """The web server, a worker for uploads (validation never waits behind builds and evaluations),
+    a worker for the heavy queues, and the beat that re-enqueues lost work every minute."""
+    celery = [sys.executable, "-m", "celery", "-A", "hub"]
+    concurrency = os.environ.get("WORKER_CONCURRENCY", "1")
+
+    def worker(name: str, queues: str) -> Child:
+        return Child(f"worker ({queues})", [*celery, "worker", "-Q", queues, "--concurrency", concurrency,
+                                            "-l", "INFO", "-n", f"{name}@{host}"])
+
+    return [
+        Child("web server", [sys.executable, "-m", "gunicorn", "hub.wsgi", "-b", f"{host}:{port}",
+                             "--workers", os.environ.get("WEB_WORKERS", "2"), "--threads", "4",
+                             "--timeout", "300", "--access-logfile", "-"]),
+        worker("uploads", "uploads"),
+        worker("heavy", "builds,evals"),
+        Child("beat", [*celery, "beat", "-l", "INFO", "-s", str(settings.DATA_DIR / "celerybeat-schedule")]),
+    ]
+
+
 class Command(BaseCommand):
-    help = "Run the hub on one machine: web server + Celery worker (all queues)."
+    help = "Run the hub on one machine: web server, Celery workers and beat, supervised."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
@@ -36,24 +55,8 @@ class Command(BaseCommand):
             api_token_revoke(token=old)
         token = api_token_create(user=demo, name=RUN_TOKEN_NAME, scope=TokenScope.WRITE).raw
 
-        children = [
-            subprocess.Popen([sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "uploads,builds,evals",
-                              "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"), "-l", "INFO",
-                              "-n", f"embedded@{host}",
-                              # an embedded beat: lost work is re-enqueued every minute
-                              "-B", "-s", str(settings.DATA_DIR / "celerybeat-schedule")]),
-            subprocess.Popen([sys.executable, "-m", "gunicorn", "hub.wsgi", "-b", f"{host}:{port}",
-                              "--workers", os.environ.get("WEB_WORKERS", "2"), "--threads", "4",
-                              "--timeout", "300", "--access-logfile", "-"]),
-        ]
-        _, _, demo_default = DEMO_USERS["demo"]
-        self.stdout.write(self.style.SUCCESS(
-            f"\n  nomoat is running at http://{host}:{port}/\n"
-            f"  demo login: demo / {os.environ.get('NOMOAT_DEMO_PASSWORD', demo_default)}\n"
-            f"  API token (demo, write): {token}\n"
-            f"  try: curl -H 'Authorization: Bearer {token}' http://{host}:{port}/api/v1/base-models\n"
-            f"  data: {settings.DATA_DIR}   Ctrl-C stops everything.\n"
-        ))
+        supervisor = Supervisor(hub_processes(host, port),
+                                log=lambda line: self.stderr.write(self.style.WARNING(f"runhub: {line}")))
         stop = {"now": False}
 
         def request_stop(signum, frame) -> None:
@@ -61,19 +64,20 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        supervisor.start_all()
+        logins = "\n".join(f"  sign in as {role.label.lower()}: {name} / {demo_password(name)}"
+                           for name, (role, _, _) in DEMO_USERS.items())
+        self.stdout.write(self.style.SUCCESS(
+            f"\n  nomoat is running at http://{host}:{port}/\n{logins}\n"
+            f"  API token (demo, write): {token}\n"
+            f"  try: curl -H 'Authorization: Bearer {token}' http://{host}:{port}/api/v1/base-models\n"
+            f"  data: {settings.DATA_DIR}   Ctrl-C stops everything.\n"
+        ))
         try:
-            while not stop["now"] and all(child.poll() is None for child in children):
-                time.sleep(0.5)
-        finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 20
-            for child in children:
-                try:
-                    child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, None)]
-        if failed and not stop["now"]:
-            sys.exit(f"a hub process exited with code {failed[0].returncode}")
+            supervisor.run(lambda: stop["now"])
+        except CrashLoop as exc:
+            supervisor.stop_all()
+            sys.exit(f"runhub: {exc}")
+        self.stdout.write("stopping nomoat…")
+        supervisor.stop_all()
+        self.stdout.write("stopped.")

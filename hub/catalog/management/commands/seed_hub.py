@@ -15,10 +15,17 @@ from hub.accounts.services import user_create
 from hub.catalog.models import BaseModel
 from hub.catalog.services import base_model_register
 
-DEMO_USERS = {  # username → (role, password env var, development default)
-    "admin": (Role.ADMIN, "NOMOAT_ADMIN_PASSWORD", "nomoat-admin-password"),
+# username → (role, password env var, development default). The names pass the hub's own rules
+# (`admin` is reserved: it is a route), so seeding a fresh machine never refuses its own users.
+DEMO_USERS = {
+    "hubadmin": (Role.ADMIN, "NOMOAT_ADMIN_PASSWORD", "nomoat-admin-password"),
     "demo": (Role.TRUSTED, "NOMOAT_DEMO_PASSWORD", "nomoat-demo-password"),
 }
+
+
+def demo_password(username: str) -> str:
+    _, env_var, default = DEMO_USERS[username]
+    return os.environ.get(env_var, default)
 
 
 class Command(BaseCommand):
@@ -47,8 +54,8 @@ class Command(BaseCommand):
                                 description="SmolLM2-135M-Instruct by Hugging Face (Apache-2.0), 135M parameters, "
                                             "Llama architecture.")
         if not no_users:
-            for username, (role, env_var, default) in DEMO_USERS.items():
+            for username, (role, _, _) in DEMO_USERS.items():
                 if not User.objects.filter(username=username).exists():
-                    user_create(username=username, password=os.environ.get(env_var, default), role=role,
+                    user_create(username=username, password=demo_password(username), role=role,
                                 email=f"{username}@nomoat.local")
         self.stdout.write(self.style.SUCCESS(f"seeded: {', '.join(BaseModel.objects.values_list('name', flat=True))}"))

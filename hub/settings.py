@@ -96,6 +96,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so the error pages it renders know the signed-in user.
+    "hub.middleware.ClientErrorMiddleware",
 ]
 
 ROOT_URLCONF = "hub.urls"
@@ -164,25 +166,32 @@ MAX_CHUNK_BYTES = env_int("MAX_CHUNK_BYTES", 64 * 1024**2)
 # Chunks of resumable uploads are appended here; with several web machines it must be shared
 # storage (or route one session to one machine).
 UPLOAD_DIR = Path(env_str("NOMOAT_UPLOAD_DIR", str(DATA_DIR / "uploads")))
+# Each user may hold this many open resumable sessions, declaring at most this many bytes in all; a
+# session idle this long (no chunk, not completed or used) is deleted with its .part file, by the beat
+# every UPLOAD_SESSION_EXPIRE_EVERY_SECONDS and on the spot when it is next asked for.
+UPLOAD_SESSIONS_PER_USER = env_int("UPLOAD_SESSIONS_PER_USER", 16)
+UPLOAD_SESSION_BYTES_PER_USER = env_int("UPLOAD_SESSION_BYTES_PER_USER", 8 * 1024**3)
+UPLOAD_SESSION_TTL_SECONDS = env_int("UPLOAD_SESSION_TTL_SECONDS", 24 * 3600)
+UPLOAD_SESSION_EXPIRE_EVERY_SECONDS = env_int("UPLOAD_SESSION_EXPIRE_EVERY_SECONDS", 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 FILE_UPLOAD_TEMP_DIR = None
 
-# A worker holds a version it validates for this long; after that the version is claimed again
-# (the worker is presumed dead). Versions left `uploaded` this long are enqueued again.
-VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 600)
-# Stack builds hold a lease they extend with every progress report; a build running past the
-# timeout fails cleanly ("timed out").
-STACK_LEASE_SECONDS = env_int("STACK_LEASE_SECONDS", 300)
-STACK_BUILD_TIMEOUT_SECONDS = env_int("STACK_BUILD_TIMEOUT_SECONDS", 3600)
+# Workers hold what they work on under a short lease that a heartbeat renews every third of it
+# (hub/leases.py): a dead worker's claim lapses within one lease and the beat's requeue (every
+# REQUEUE_EVERY_SECONDS) hands the work to another, so lost work comes back within about two minutes.
+# Versions left `uploaded` for REQUEUE_UPLOADED_AFTER_SECONDS are enqueued again (a lost message).
+VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 60)
+# A stack build running past the timeout fails cleanly ("timed out").
+STACK_LEASE_SECONDS = env_int("STACK_LEASE_SECONDS", 60)
+STACK_BUILD_TIMEOUT_SECONDS = env_float("STACK_BUILD_TIMEOUT_SECONDS", 3600)
 REQUEUE_UPLOADED_AFTER_SECONDS = env_int("REQUEUE_UPLOADED_AFTER_SECONDS", 120)
 
-# Evaluations. A worker holds a run under a lease it renews every third of it while the model runs
-# (a dead worker's run is claimed again after at most this long); a run past the timeout fails.
+# Evaluations run under a lease as above; a run past the timeout fails.
 # Runs still queued after EVAL_REQUEUE_QUEUED_AFTER_SECONDS are sent again (a lost message).
 # EVAL_MAX_DOCS caps the general-perplexity corpus (0: all of it) and EVAL_MAX_ITEMS a task suite's
 # items, for small machines; either makes a different suite version, so scores never mix.
-EVAL_LEASE_SECONDS = env_int("EVAL_LEASE_SECONDS", 120)
+EVAL_LEASE_SECONDS = env_int("EVAL_LEASE_SECONDS", 60)
 EVAL_TIMEOUT_SECONDS = env_int("EVAL_TIMEOUT_SECONDS", 3600)
 EVAL_REQUEUE_QUEUED_AFTER_SECONDS = env_int("EVAL_REQUEUE_QUEUED_AFTER_SECONDS", 3600)
 EVAL_SEED = env_int("EVAL_SEED", 0)
@@ -211,8 +220,25 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-work": {"task": "workers.tasks.requeue_stale_work", "schedule": env_int("REQUEUE_EVERY_SECONDS", 60)},
+    "expire-upload-sessions": {"task": "workers.tasks.expire_upload_sessions",
+                               "schedule": UPLOAD_SESSION_EXPIRE_EVERY_SECONDS},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# The cache every web process shares (download counting deduplicates through it): Redis when the
+# broker is Redis, else files under the data dir (the embedded default runs on one machine).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL,
+                          "KEY_PREFIX": "nomoat-cache"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(DATA_DIR / "cache"), "OPTIONS": {"MAX_ENTRIES": 20000}}}
+
+# Downloads: a GET from byte 0 counts once per client (user, else IP address) and item in this many
+# seconds (0: every one counts). The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT
+# proxies that append to X-Forwarded-For (deploy/nginx.conf is one), the entry the outermost added.
+DOWNLOAD_DEDUP_SECONDS = env_int("DOWNLOAD_DEDUP_SECONDS", 3600)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -222,8 +248,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["hub.accounts.auth.TokenScopePermission"],
     "DEFAULT_PAGINATION_CLASS": "hub.api.pagination.HubCursorPagination",
     "PAGE_SIZE": 25,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hub.api.schema.HubAutoSchema",
     "EXCEPTION_HANDLER": "hub.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "hub.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -235,6 +266,22 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Share, evaluate and stack LoRA adapters and curated datasets.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["hub.api.schema.api_paths_only"],
+    # Bearer tokens are the API's authentication; the session cookie is the site's (its scheme's text says so).
+    "AUTHENTICATION_WHITELIST": ["hub.accounts.auth.BearerTokenAuthentication"],
+    # Request bodies are documented as JSON (uploads and chunks name their own media types); the form parsers
+    # serve the browsable API, and a form cannot say which field is a list or a number.
+    "PARSER_WHITELIST": ["hub.api.parsers.JSONParser"],
+    # Request and response bodies as separate components: what a client sends is not what it reads back.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Several choice sets share a field name (`kind`, `state`): each gets its own component name.
+    "ENUM_NAME_OVERRIDES": {
+        "RepoKindEnum": "hub.catalog.models.RepoKind",
+        "VersionStateEnum": "hub.catalog.models.VersionState",
+        "UploadStateEnum": "hub.catalog.models.UploadSession.State",
+        "BuildStateEnum": "hub.stacks.models.BuildState",
+        "RunStateEnum": "hub.evals.models.RunState",
+    },
 }
 
 # Moderation. Reports from this many different users hide an item until a moderator decides; this share

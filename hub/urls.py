@@ -9,3 +9,6 @@ urlpatterns = [
     path("", include("hub.hfcompat.urls")),
     path("", include("hub.pages")),
 ]
+
+# A path no route matches is answered in the API's error format under /api/v1/, with the site's page elsewhere.
+handler404 = "hub.api.errors.page_not_found"

@@ -35,6 +35,15 @@ def fast_passwords(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def own_cache_namespace(settings) -> None:
+    """Each test its own keys in the shared cache (the real backend: Redis or files). Test databases reuse ids, so
+    a key left by another test or an earlier run (a download counted an hour ago) would leak into this one; a fresh
+    prefix isolates it without flushing a Redis database the broker also uses."""
+    settings.CACHES = {name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
+                       for name, config in settings.CACHES.items()}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

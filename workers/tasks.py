@@ -209,9 +209,7 @@ def build_stack(build_id: int) -> str:
     build = stack_claim(build_id=build_id, lease_seconds=settings.STACK_LEASE_SECONDS)
     if build is None:
         return "nothing to do"
-    recipe = Recipe.from_dict(build.recipe)
-    work = settings.WORK_DIR
-    out_dir = work / "stacks" / recipe.hash
+    out_dir = settings.WORK_DIR / "stacks" / build.recipe_hash
 
     def clear_staging() -> None:
         # Holding the lease, this task is the only one building the recipe: a staging folder here is
@@ -234,6 +232,8 @@ def build_stack(build_id: int) -> str:
     try:
         with lease_heartbeat(lambda: stack_renew_lease(build=build, lease_seconds=settings.STACK_LEASE_SECONDS),
                              lease_seconds=settings.STACK_LEASE_SECONDS, name=f"build-{build_id}"):
+            # Inside the try: a recipe stored under older rules than this engine's fails the build cleanly.
+            recipe = Recipe.from_dict(build.recipe)
             base_dir = materialize_base(build.base_model)
             adapter_dirs = {
                 f"{m.version.repository.full_name}@{m.version.number}": materialize_shared(
@@ -253,7 +253,7 @@ def build_stack(build_id: int) -> str:
             stack_record_ready(build=build, manifest=manifest, files=files)
             return "ready"
     except SoftTimeLimitExceeded:
-        fail(f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS} s")
+        fail(f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS:g} s")
         return "failed"
     except EngineInputError as exc:
         fail(str(exc))

@@ -14,12 +14,14 @@ from hub.accounts.models import ApiToken, TokenScope
 from hub.accounts.selectors import api_tokens_of
 from hub.accounts.services import api_token_create, api_token_revoke
 from hub.api.errors import ApiError
+from hub.api.fields import TextField
+from hub.api.schema import BEARER_REQUIRED
 
 
 class TokenCreateIn(serializers.Serializer):
-    username = serializers.CharField(required=False)
-    password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"})
-    name = serializers.CharField(max_length=100, default="api")
+    username = TextField(required=False)
+    password = TextField(required=False, write_only=True, style={"input_type": "password"})
+    name = TextField(max_length=100, default="api")
     scope = serializers.ChoiceField(choices=TokenScope.choices, default=TokenScope.READ)
 
 
@@ -41,7 +43,7 @@ class TokenListCreate(APIView):
     # permission (which requires a signed-in user for writes) does not apply here.
     permission_classes = [permissions.AllowAny]
 
-    @extend_schema(responses=TokenOut(many=True))
+    @extend_schema(responses=TokenOut(many=True), auth=BEARER_REQUIRED)
     def get(self, request: Request) -> Response:
         if not request.user.is_authenticated:
             raise ApiError("not_authenticated", "sign in or send a token to list your tokens", status_code=401)

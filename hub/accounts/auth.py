@@ -17,6 +17,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         if not header:
             return None
         parts = header.split()
+        if not parts:  # only whitespace, which str.split() takes to include "\xa0" and "\x85"
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <token>'")
         if parts[0].lower() != self.keyword.lower():
             return None
         if len(parts) != 2:

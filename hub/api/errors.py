@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -54,3 +55,11 @@ def exception_handler(exc, context):
 
 def error_response(code: str, message: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
     return Response({"error": {"code": code, "message": message}}, status=status_code)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler404: JSON for API paths (an id that is not a number, a misspelt route), the page elsewhere."""
+    if request.path.startswith("/api/v1/"):
+        return JsonResponse({"error": {"code": "not_found", "message": f"no API route matches {request.path}"}},
+                            status=404)
+    return defaults.page_not_found(request, exception)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,8 +16,11 @@ from rest_framework.views import APIView
 from hub.accounts.models import User
 from hub.accounts.selectors import users_active
 from hub.api.errors import ApiError
+from hub.api.fields import TextField
+from hub.api.parsers import JSONParser
+from hub.api.schema import BEARER_REQUIRED, api_error, download_schema
 from hub.catalog import selectors
-from hub.catalog.downloads import serve_blob
+from hub.catalog.downloads import Download, serve_blob
 from hub.catalog.models import BaseModel, RepoKind, Repository, UploadSession, Version, VersionFile, VersionState
 from hub.catalog.services import version_record_download
 from hub.catalog.uploads import (
@@ -25,8 +29,11 @@ from hub.catalog.uploads import (
     upload_session_append,
     upload_session_complete,
     upload_session_create,
+    upload_session_get,
     upload_version,
 )
+from hub.params import ascii_int
+from workers.engine.errors import quote
 
 
 class OctetStreamParser(BaseParser):
@@ -62,6 +69,7 @@ class BaseModelOut(serializers.ModelSerializer):
         fields = ["name", "architecture", "parameter_count", "license", "description", "module_shapes",
                   "files", "created_at", "url"]
 
+    @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: BaseModel) -> list[dict]:
         return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files.all()]
 
@@ -70,10 +78,16 @@ class BaseModelOut(serializers.ModelSerializer):
         return reverse("api:base-model-detail", kwargs={"owner": owner, "name": name})
 
 
+class LineageOut(serializers.Serializer):
+    base_model = serializers.CharField(allow_null=True)
+    training_datasets = serializers.ListField(child=serializers.CharField(), help_text="owner/name of each")
+    parents = serializers.ListField(child=serializers.CharField(), help_text="the versions it was derived from")
+
+
 class VersionOut(serializers.ModelSerializer):
     files = serializers.SerializerMethodField()
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
-    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
     created_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
     lineage = serializers.SerializerMethodField()
 
@@ -83,10 +97,12 @@ class VersionOut(serializers.ModelSerializer):
                   "base_model", "lineage", "stats", "validation_report", "downloads", "created_by", "created_at",
                   "published_at", "files"]
 
+    @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: Version) -> list[dict]:
         return FileOut([{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files.all()],
                        many=True).data
 
+    @extend_schema_field(LineageOut)
     def get_lineage(self, obj: Version) -> dict:
         return {
             "base_model": obj.base_model.name if obj.base_model else None,
@@ -97,7 +113,7 @@ class VersionOut(serializers.ModelSerializer):
 
 class RepositoryOut(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(read_only=True, slug_field="username")
-    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name")
+    base_model = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
     full_name = serializers.CharField(read_only=True)
     url = serializers.SerializerMethodField()
 
@@ -110,12 +126,20 @@ class RepositoryOut(serializers.ModelSerializer):
         return reverse(f"api:{obj.kind}-detail", kwargs={"owner": obj.owner.username, "name": obj.name})
 
 
+class VersionBriefOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=VersionState.choices)
+    created_at = serializers.DateTimeField()
+    commit_sha = serializers.CharField()
+
+
 class RepositoryDetailOut(RepositoryOut):
     versions = serializers.SerializerMethodField()
 
     class Meta(RepositoryOut.Meta):
         fields = [*RepositoryOut.Meta.fields, "versions"]
 
+    @extend_schema_field(VersionBriefOut(many=True))
     def get_versions(self, obj: Repository) -> list[dict]:
         versions = selectors.versions_of(self.context["request"].user, obj)
         return [{"number": v.number, "state": v.state, "created_at": v.created_at, "commit_sha": v.commit_sha}
@@ -145,7 +169,7 @@ class UploadSessionOut(serializers.ModelSerializer):
 
 
 class UploadSessionIn(serializers.Serializer):
-    filename = serializers.CharField(max_length=255)
+    filename = TextField(max_length=255)
     size = serializers.IntegerField(min_value=0)
 
 
@@ -156,9 +180,36 @@ class UploadCompleteIn(serializers.Serializer):
 class VersionUploadIn(serializers.Serializer):
     """Multipart: `files` (repeated) or one `archive`. JSON: `uploads` maps file paths to completed session ids."""
 
-    base_model = serializers.CharField(required=False, allow_blank=True)
-    summary = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    base_model = TextField(required=False, allow_blank=True)
+    summary = TextField(required=False, allow_blank=True, max_length=300)
     uploads = serializers.DictField(child=serializers.UUIDField(), required=False)
+
+
+class VersionFilesIn(serializers.Serializer):
+    """The multipart form of an upload (documentation only: the view reads request.FILES)."""
+
+    files = serializers.ListField(child=serializers.FileField(), required=False,
+                                  help_text="the version's files, one part each (or send `archive`)")
+    archive = serializers.FileField(required=False, help_text="one .zip or .tar.gz holding the version's files")
+    base_model = TextField(required=False, allow_blank=True)
+    summary = TextField(required=False, allow_blank=True, max_length=300)
+
+
+class VersionSessionsIn(serializers.Serializer):
+    """The JSON form of an upload: files sent before through resumable upload sessions."""
+
+    uploads = serializers.DictField(child=serializers.UUIDField(), help_text="file path → completed upload session id")
+    base_model = TextField(required=False, allow_blank=True)
+    summary = TextField(required=False, allow_blank=True, max_length=300)
+
+
+class VersionCreatedOut(VersionOut):
+    status_url = serializers.URLField(help_text="poll this for the validation's outcome")
+    page_url = serializers.URLField()
+    status_page_url = serializers.URLField()
+
+    class Meta(VersionOut.Meta):
+        fields = [*VersionOut.Meta.fields, "status_url", "page_url", "status_page_url"]
 
 
 def raise_upload_error(exc: UploadError):
@@ -191,7 +242,7 @@ class BaseModelDetail(APIView):
 
 
 class BaseModelFileDownload(APIView):
-    @extend_schema(responses={200: bytes, 206: bytes})
+    @download_schema()
     def get(self, request: Request, owner: str, name: str, path: str):
         base = selectors.base_model_get(f"{owner}/{name}")
         file = next((f for f in base.files.all() if f.path == path), None)
@@ -203,17 +254,18 @@ class BaseModelFileDownload(APIView):
 
 
 FILTER_PARAMS = [
-    OpenApiParameter(name, str, description=desc)
-    for name, desc in [
+    *(OpenApiParameter(name, str, description=desc) for name, desc in [
         ("base_model", "base model name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct"),
         ("tag", "a tag on any visible version"),
         ("task", "the task declared in a card"),
         ("owner", "owner username"),
         ("license", "SPDX id"),
-        ("state", "version state (owners and moderators see non-published states)"),
         ("search", "full-text search over name, summary and card"),
-        ("ordering", "newest | downloads | score | name"),
-    ]
+        ("ordering", "newest (the default, also for any other value) | downloads | score | name"),
+    ]),
+    # Empty, like absent, means any state.
+    OpenApiParameter("state", str, enum=["", *VersionState.values],
+                     description="version state (owners and moderators see non-published states)"),
 ]
 
 
@@ -256,7 +308,8 @@ class VersionListUpload(generics.ListAPIView):
                                                 self.kwargs["name"])
         return selectors.versions_of(self.request.user, repo)
 
-    @extend_schema(request=VersionUploadIn, responses={202: VersionOut})
+    @extend_schema(request={"multipart/form-data": VersionFilesIn, "application/json": VersionSessionsIn},
+                   responses={202: VersionCreatedOut, 413: api_error("a file or the whole upload is too large")})
     def post(self, request: Request, kind: str, owner: str, name: str) -> Response:
         if request.user.username != owner:
             raise ApiError("permission_denied", f"you can upload only to your own namespace ({request.user.username}/…)",
@@ -304,13 +357,14 @@ class VersionFileList(APIView):
 
 def serve_version_file(request, version: Version, file: VersionFile):
     """Download one file of a version; shared by the catalog API and the pages."""
-    on_download = (lambda: version_record_download(version=version)) if file.path == primary_file(version) else None
+    download = (Download(key=f"version:{version.pk}", record=lambda: version_record_download(version=version))
+                if file.path == primary_file(version) else None)
     return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=file.path.rsplit("/", 1)[-1],
-                      on_download=on_download)
+                      download=download)
 
 
 class VersionFileDownload(APIView):
-    @extend_schema(responses={200: bytes, 206: bytes, 416: None})
+    @download_schema()
     def get(self, request: Request, kind: str, owner: str, name: str, number: int, path: str):
         repo = selectors.repository_get_visible(request.user, kind, owner, name)
         version = selectors.version_get_visible(request.user, repo, number)
@@ -334,7 +388,9 @@ class UserDetail(APIView):
 
 
 class UploadSessionCreate(APIView):
-    @extend_schema(request=UploadSessionIn, responses={201: UploadSessionOut})
+    @extend_schema(request=UploadSessionIn, responses={
+        201: UploadSessionOut, 413: api_error("the file is larger than one upload may be"),
+        429: api_error("you hold too many open upload sessions, or they declare too many bytes")})
     def post(self, request: Request) -> Response:
         data = UploadSessionIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -346,45 +402,74 @@ class UploadSessionCreate(APIView):
 
 
 def own_session(request: Request, session_id) -> UploadSession:
-    from django.shortcuts import get_object_or_404
+    """The caller's session; an expired one answers 404 `upload_expired` (and is deleted then)."""
+    try:
+        return upload_session_get(owner=request.user, session_id=session_id)
+    except UploadError as exc:
+        raise_upload_error(exc)
 
-    return get_object_or_404(UploadSession, pk=session_id, owner=request.user)
+
+# ASCII digits, at most 18 (a 64-bit offset): `int()` of thousands of digits is an error, not a number.
+CONTENT_RANGE_RE = re.compile(r"bytes ([0-9]{1,18})-([0-9]{1,18})/([0-9]{1,18}|\*)")
 
 
-CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+def chunk_position(request: Request) -> tuple[int, int, int | None]:
+    """(offset, length, total or None) of a chunk, from `Content-Range: bytes start-end/total` or `?offset=`."""
+    header = request.headers.get("Content-Range")
+    if header is not None:
+        match = CONTENT_RANGE_RE.fullmatch(header.strip())
+        if match is None:
+            raise ApiError("bad_content_range", f"Content-Range {quote(header, 60)} is not `bytes start-end/total` "
+                                                "with start <= end, in bytes")
+        start, end = int(match[1]), int(match[2])
+        if end < start:
+            raise ApiError("bad_content_range", f"Content-Range ends at byte {end}, before its start {start}")
+        return start, end - start + 1, None if match[3] == "*" else int(match[3])
+    if "offset" not in request.query_params:
+        raise ApiError("offset_required", "send `Content-Range: bytes start-end/total` or `?offset=`")
+    offset = ascii_int(request.query_params["offset"])
+    if offset is None:
+        raise ApiError("bad_offset", f"offset {quote(request.query_params['offset'], 60)} is not a whole number of "
+                                     "bytes")
+    length = ascii_int(request.META.get("CONTENT_LENGTH") or "0")
+    if length is None:
+        raise ApiError("bad_content_length", "Content-Length is not a whole number of bytes")
+    return offset, length, None
 
 
 class UploadSessionDetail(APIView):
     parser_classes = [OctetStreamParser]
 
-    @extend_schema(responses=UploadSessionOut)
+    @extend_schema(responses=UploadSessionOut, auth=BEARER_REQUIRED)
     def get(self, request: Request, session_id) -> Response:
         if not request.user.is_authenticated:
             raise ApiError("not_authenticated", "sign in to see your uploads", status_code=401)
         return Response(UploadSessionOut(own_session(request, session_id)).data)
 
-    @extend_schema(request={"application/octet-stream": bytes}, responses=UploadSessionOut,
-                   parameters=[OpenApiParameter("offset", int, description="where this chunk starts (or Content-Range)")])
+    @extend_schema(
+        request={"application/octet-stream": OpenApiTypes.BINARY},
+        responses={200: UploadSessionOut,
+                   409: api_error("the chunk does not start where the upload is (`GET` tells the offset to resume "
+                                  "from), or the session is complete"),
+                   413: api_error("the chunk is too large, or goes past the declared size")},
+        parameters=[OpenApiParameter("offset", {"type": "integer", "minimum": 0},
+                                     description="where this chunk starts (or send Content-Range)"),
+                    OpenApiParameter("Content-Range", str, OpenApiParameter.HEADER,
+                                     description="`bytes start-end/total` (or `/*`): where this chunk lies")])
     def put(self, request: Request, session_id) -> Response:
         session = own_session(request, session_id)
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        content_range = CONTENT_RANGE_RE.match(request.headers.get("Content-Range", ""))
-        if content_range:
-            offset = int(content_range.group(1))
-            length = int(content_range.group(2)) - offset + 1
-        elif "offset" in request.query_params:
-            offset = int(request.query_params["offset"])
-        else:
-            raise ApiError("offset_required", "send `Content-Range: bytes start-end/total` or `?offset=`")
+        offset, length, total = chunk_position(request)
         try:
-            session = upload_session_append(session=session, offset=offset, stream=request._request, length=length)
+            session = upload_session_append(session=session, offset=offset, stream=request._request, length=length,
+                                            total=total)
         except UploadError as exc:
             raise_upload_error(exc)
         return Response(UploadSessionOut(session).data)
 
 
 class UploadSessionComplete(APIView):
-    @extend_schema(request=UploadCompleteIn, responses=UploadSessionOut)
+    @extend_schema(request=UploadCompleteIn, responses={
+        200: UploadSessionOut, 409: api_error("not every byte has arrived, or the session is already complete")})
     def post(self, request: Request, session_id) -> Response:
         data = UploadCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -1,20 +1,38 @@
-"""Serve a blob over HTTP with the semantics download clients rely on.
+"""Serve a blob over HTTP with the semantics download clients rely on, and say what counts as a download.
 
 Single byte ranges (206), 416 with `Content-Range: bytes */size` when unsatisfiable, ETag =
 the sha256 (so a resumed download can be checked), If-None-Match / If-Range, HEAD without a
 body, and a redirect when the blob store can presign a URL.
+
+A download is a GET from byte 0, counted once per client (the signed-in user, else the IP address)
+and item per DOWNLOAD_DEDUP_SECONDS, so repeated requests cannot inflate `ordering=downloads`. The
+request only adds a key to the shared cache; the counters are written after the response is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from hub.catalog.blobstore import get_blob_store
 
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+log = logging.getLogger(__name__)
+
+RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+PAST_ANY_END = 10**18  # bytes: more than any file holds
+
+
+def _position(digits: str) -> int:
+    """A byte position of a Range header; one too long for `int()` (over 4300 digits) is past the end of any file."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 else PAST_ANY_END
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
@@ -26,15 +44,61 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None | str:
     if not first and not last:
         return None
     if not first:  # suffix range: the last N bytes
-        length = int(last)
+        length = _position(last)
         if length == 0:
             return "unsatisfiable"
         return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
+    if start >= size or (last and _position(last) < start):
         return "unsatisfiable"
     return start, end
+
+
+@dataclass(frozen=True)
+class Download:
+    """What fetching a file counts as: a download of the item named `key` ("version:12"); `record` adds one."""
+
+    key: str
+    record: Callable[[], None]
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies stand in front of the hub. Each
+    of them appends the address it was reached from to X-Forwarded-For, so the client is the entry the outermost
+    one added; anything further left came from the client and is not trusted."""
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        if len(forwarded) >= proxies and forwarded[-proxies]:
+            return forwarded[-proxies]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def _first_in_window(request: HttpRequest, download: Download) -> bool:
+    """Whether this client's download of this item is its first in the window (one atomic `add` to the shared
+    cache, no database write)."""
+    window = settings.DOWNLOAD_DEDUP_SECONDS
+    if window <= 0:
+        return True
+    user = getattr(request, "user", None)
+    client = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{client_address(request)}"
+    # Hashed: a fixed-length key whatever the header held, and no addresses stored in the cache.
+    digest = hashlib.sha256(f"{download.key}|{client}".encode()).hexdigest()
+    return cache.add(f"download:{digest}", 1, timeout=window)
+
+
+def _record_after_response(response: HttpResponse, download: Download) -> None:
+    """Count the download once the response has been sent (Django runs a response's closers then), off the hot
+    path. A closer's exception would be swallowed; log it instead."""
+
+    def record() -> None:
+        try:
+            download.record()
+        except Exception:
+            log.exception("could not count a download of %s", download.key)
+
+    response._resource_closers.append(record)
 
 
 def serve_blob(
@@ -44,9 +108,9 @@ def serve_blob(
     size: int,
     filename: str,
     extra_headers: dict[str, str] | None = None,
-    on_download: Callable[[], None] | None = None,
+    download: Download | None = None,
 ) -> HttpResponse:
-    """Answer GET/HEAD for one stored file. `on_download` runs once per real download (a GET from byte 0)."""
+    """Answer GET/HEAD for one stored file. A GET from byte 0 counts as a `download` (see the module's notes)."""
     etag = f'"{sha256}"'
     headers = {
         "ETag": etag,
@@ -66,13 +130,16 @@ def serve_blob(
         return _with_headers(HttpResponse(status=416), {**headers, "Content-Range": f"bytes */{size}"})
 
     start, end = byte_range if isinstance(byte_range, tuple) else (0, size - 1)
-    if request.method == "GET" and on_download is not None and start == 0:
-        on_download()
+    counts = (request.method == "GET" and download is not None and start == 0
+              and _first_in_window(request, download))
 
     store = get_blob_store()
     url = store.download_url(sha256, filename) if request.method == "GET" else None
     if url:
-        return _with_headers(HttpResponseRedirect(url), {**headers, "Content-Length": "0"})
+        response = _with_headers(HttpResponseRedirect(url), {**headers, "Content-Length": "0"})
+        if counts:
+            _record_after_response(response, download)
+        return response
 
     length = max(end - start + 1, 0)
     if request.method == "HEAD":
@@ -84,6 +151,8 @@ def serve_blob(
     response["Content-Length"] = str(length)
     if isinstance(byte_range, tuple):
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if counts:
+        _record_after_response(response, download)
     return _with_headers(response, headers)
 
 

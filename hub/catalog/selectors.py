@@ -102,11 +102,11 @@ def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository
     if repo is None:
         raise Http404(f"{kind} {owner}/{name} not found")
     if not versions_visible_to(user).filter(repository=repo).exists():
-        raise Http404(_withdrawn_reason(repo.versions.all()) or f"{kind} {owner}/{name} not found")
+        raise Http404(withdrawn_reason(repo.versions.all()) or f"{kind} {owner}/{name} not found")
     return repo
 
 
-def _withdrawn_reason(versions: QuerySet[Version]) -> str | None:
+def withdrawn_reason(versions: QuerySet[Version]) -> str | None:
     """Why a version that was public is not any more; pending or rejected versions stay plain "not found"."""
     withdrawn = versions.filter(state=VersionState.UNPUBLISHED).select_related("repository__owner").first()
     return f"{withdrawn} is no longer available: {withdrawn.state_reason}" if withdrawn else None
@@ -125,7 +125,7 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
 def version_get_visible(user, repository: Repository, number: int) -> Version:
     version = versions_of(user, repository).filter(number=number).first()
     if version is None:
-        raise Http404(_withdrawn_reason(repository.versions.filter(number=number))
+        raise Http404(withdrawn_reason(repository.versions.filter(number=number))
                       or f"version {number} of {repository.full_name} not found")
     return version
 

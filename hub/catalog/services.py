@@ -27,7 +27,7 @@ from hub.catalog.models import (
     VersionState,
 )
 from hub.catalog.signals import version_published
-from hub.leases import claim_with_lease, lease_expired
+from hub.leases import claim_with_lease, lease_expired, renew_lease
 from hub.tasks import enqueue
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -191,6 +191,11 @@ def version_claim_for_validation(*, version_id: int, lease_seconds: int) -> Vers
     if not claim_with_lease(Version, version_id, claimable, lease_seconds=lease_seconds, state=VersionState.VALIDATING):
         return None
     return Version.objects.select_related("repository", "base_model", "created_by").get(pk=version_id)
+
+
+def version_renew_validation_lease(*, version: Version, lease_seconds: int) -> bool:
+    """The validating worker's heartbeat; False once the version was finished (or re-claimed after a lapse)."""
+    return renew_lease(Version, version.pk, Q(state=VersionState.VALIDATING), lease_seconds=lease_seconds)
 
 
 @transaction.atomic

@@ -5,18 +5,20 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.api.errors import ApiError
+from hub.api.schema import api_error
 from hub.catalog.models import RepoKind
 from hub.catalog.selectors import base_model_get, repository_get_visible
 from hub.evals import selectors
 from hub.evals.models import EvalRun
 from hub.evals.services import RerunRefused, eval_run_rerun
+from hub.params import ascii_int
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
@@ -62,12 +64,18 @@ class RunOut(RunBriefOut):
                   "model", "library_versions", "seconds", "records"]
 
 
+class HistoryPointOut(serializers.Serializer):
+    version = serializers.IntegerField()
+    value = serializers.FloatField()
+
+
 class ScoreHistoryOut(serializers.Serializer):
     suite = serializers.CharField()
     metric = serializers.CharField()
     points = serializers.SerializerMethodField()
     base_value = serializers.FloatField(allow_null=True)
 
+    @extend_schema_field(HistoryPointOut(many=True))
     def get_points(self, obj: selectors.HistorySeries) -> list[dict]:
         return [{"version": number, "value": value} for number, value in obj.points]
 
@@ -82,14 +90,15 @@ class AdapterEvalsOut(serializers.Serializer):
 
 
 class AdapterEvals(APIView):
-    @extend_schema(parameters=[OpenApiParameter("version", int, description="default: the latest published")],
+    @extend_schema(parameters=[OpenApiParameter("version", {"type": "integer", "minimum": 1, "maximum": 10**18 - 1},
+                                                description="default: the latest published")],
                    responses=AdapterEvalsOut)
     def get(self, request: Request, owner: str, name: str) -> Response:
         repo = repository_get_visible(request.user, RepoKind.ADAPTER, owner, name)
         number = request.query_params.get("version")
-        if number is not None and not number.isdigit():
+        if number is not None and ascii_int(number) is None:
             raise ApiError("invalid", "version must be a number")
-        version = selectors.adapter_version_for_card(request.user, repo, int(number) if number else None)
+        version = selectors.adapter_version_for_card(request.user, repo, None if number is None else ascii_int(number))
         card = selectors.adapter_eval_card(request.user, version)
         return Response(AdapterEvalsOut({"adapter": repo.full_name, "version": version.number, "results": card.rows,
                                          "runs": card.runs, "base_runs": card.base_runs,
@@ -105,7 +114,7 @@ class RunDetail(APIView):
 class RunRerun(APIView):
     """Moderators only: run it again from scratch (202; the worker picks it up)."""
 
-    @extend_schema(request=None, responses={202: RunBriefOut})
+    @extend_schema(request=None, responses={202: RunBriefOut, 409: api_error("the run is being worked on now")})
     def post(self, request: Request, run_id: int) -> Response:
         run = selectors.run_get_visible(request.user, run_id)
         try:
@@ -194,10 +203,14 @@ def leaderboard_from(request, owner: str, name: str) -> selectors.Leaderboard:
     )
 
 
+class LeaderboardIndexOut(serializers.Serializer):
+    results = BoardSummaryOut(many=True, help_text="every leaderboard: one per base model and suite")
+
+
 class LeaderboardList(APIView):
-    @extend_schema(responses=BoardSummaryOut(many=True))
+    @extend_schema(responses=LeaderboardIndexOut, operation_id="leaderboards_list")
     def get(self, request: Request) -> Response:
-        return Response({"results": BoardSummaryOut(selectors.leaderboards_index(), many=True).data})
+        return Response(LeaderboardIndexOut({"results": selectors.leaderboards_index()}).data)
 
 
 class LeaderboardDetail(APIView):

@@ -20,7 +20,7 @@ from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
 from hub.evals.selectors import latest_published_versions, retention_by_version
 from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
-from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until
+from hub.leases import claim_with_lease, count_attempt, lease_expired, renew_lease
 from hub.stacks.models import StackBuild
 from hub.tasks import enqueue
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
@@ -116,7 +116,8 @@ def _held(run: EvalRun) -> QuerySet[EvalRun]:
 
 
 def eval_run_renew_lease(*, run: EvalRun, lease_seconds: int) -> bool:
-    return bool(_held(run).update(lease_expires_at=lease_until(lease_seconds)))
+    """The evaluating worker's heartbeat, for as long as its claim holds."""
+    return renew_lease(EvalRun, run.pk, Q(state=RunState.RUNNING, attempts=run.attempts), lease_seconds=lease_seconds)
 
 
 def eval_run_record_result(*, run: EvalRun, result: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ from django.conf import settings
 
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionState
+from hub.params import ascii_int
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,
@@ -149,7 +150,8 @@ def _published_dataset(ref: str, *, required: bool) -> Version | None:
     versions = Version.objects.filter(repository__kind=RepoKind.DATASET, repository__owner__username=owner,
                                       repository__name=repo, state=VersionState.PUBLISHED)
     if pinned:
-        versions = versions.filter(number=int(pinned)) if pinned.isdigit() else versions.none()
+        number = ascii_int(pinned)
+        versions = versions.none() if number is None else versions.filter(number=number)
     dataset = versions.select_related("repository__owner").order_by("-number").first()
     if dataset is None and required:
         raise SuiteError(f"eval_dataset {ref} is not a published dataset on this hub")

@@ -2,10 +2,10 @@
 
 The client picks its exception class from `X-Error-Code` (`RepoNotFound` → RepositoryNotFoundError,
 `RevisionNotFound` → RevisionNotFoundError, `EntryNotFound` → EntryNotFoundError) and shows `X-Error-Message`
-and the body's `{"error": "..."}`. Something that exists but is hidden from the caller (an unpublished version)
-answers 401 without credentials and 403 with credentials that may not see it, with the same code, so
-`file_exists` and friends still answer False. A bad token answers 401 with the Hub's own message for it, which the
-client reports as a credentials problem rather than a missing repository.
+and the body's `{"error": "..."}`. Something that exists but is hidden from the caller (a version that is not
+published and not theirs) answers exactly as something missing: 404 with the same code and message, so the answer
+never tells that it exists. A bad token answers 401 with the Hub's own message for it, which the client reports as
+a credentials problem rather than a missing repository.
 """
 
 from __future__ import annotations
@@ -22,23 +22,19 @@ BAD_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
 class HubError(Exception):
-    """A refusal with one of the Hub's error codes; `hidden` means "exists, but not for this caller"."""
+    """A refusal with one of the Hub's error codes: always a 404, the Hub's answer for what a caller cannot get."""
 
-    def __init__(self, code: str, message: str, *, hidden: bool = False, headers: dict[str, str] | None = None):
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
-        self.hidden = hidden
         self.headers = headers or {}
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's hook for the Hub-compatible views: the hub's own handler, reshaped into the Hub's error format."""
     if isinstance(exc, HubError):
-        status = 404
-        if exc.hidden:
-            status = 403 if context["request"].user.is_authenticated else 401
-        response = Response({"error": exc.message}, status=status, headers=exc.headers)
+        response = Response({"error": exc.message}, status=404, headers=exc.headers)
         response["X-Error-Code"] = exc.code
         return _with_message(response, exc.message)
     response = api_exception_handler(exc, context)

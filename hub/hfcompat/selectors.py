@@ -21,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from hub.accounts.models import User
 from hub.catalog.api import serve_version_file
 from hub.catalog.models import RepoKind, Repository, Version
-from hub.catalog.selectors import RepositoryFilters, repositories_visible, versions_visible_to
+from hub.catalog.selectors import RepositoryFilters, repositories_visible, versions_visible_to, withdrawn_reason
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 
 MAIN = "main"
@@ -151,6 +151,8 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
 
     A revision is `main`, a version's commit id, `v<N>` or `<N>`. `main` is the latest published version; before
     any is published, the latest version the caller may see (so an owner can pull a draft with a token).
+    A repository or revision the caller may not see answers as a missing one; a taken-down repository says why,
+    as the catalog's own routes do.
     """
     repo = (Repository.objects.select_related("owner")
             .filter(kind=KIND_OF[repo_type], owner__username=namespace, name=name).first())
@@ -158,12 +160,14 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
         return None
     visible = list(versions_visible_to(user).filter(repository=repo).order_by("-number"))
     if not visible:
-        raise HubError(REPO_NOT_FOUND, f"{repo.full_name} has no published version", hidden=True)
+        reason = withdrawn_reason(repo.versions.all())
+        if reason:
+            raise HubError(REPO_NOT_FOUND, reason)
+        return None
     version = _named(visible, revision)
     if version is None:
-        hidden = _named(list(repo.versions.only("number", "commit_sha")), revision) is not None
         raise HubError(REVISION_NOT_FOUND, f"{revision!r} is not a revision of {repo.full_name}: use main, a commit "
-                                           "id, v<N> or <N>", hidden=hidden)
+                                           "id, v<N> or <N>")
     prefetch_related_objects([version], "tags", "files__blob")
     return _catalog_revision(repo, version)
 

@@ -7,7 +7,7 @@ permission, like the pages; a refused request is JSON with a stable code (Modera
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,9 @@ from rest_framework.views import APIView
 
 from hub.accounts.auth import TokenScopePermission
 from hub.api.errors import ApiError
+from hub.api.fields import RequiredText, TextField
+from hub.api.schema import api_error
+from hub.catalog.api import FileOut
 from hub.moderation import selectors
 from hub.moderation.models import (
     AuditEntry,
@@ -38,6 +41,7 @@ from hub.moderation.services import (
     takedown_lift,
 )
 from hub.moderation.targets import TARGET_TYPES, TargetNotFound, target_type
+from hub.params import ascii_int
 
 REVIEW = "moderation.review_version"
 RESOLVE = "moderation.resolve_report"
@@ -83,20 +87,26 @@ class ReviewItemOut(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number")
     version_id = serializers.IntegerField()
     state = serializers.CharField(source="version.state")
-    base_model = serializers.SlugRelatedField(source="version.base_model", slug_field="name", read_only=True)
+    base_model = serializers.SlugRelatedField(source="version.base_model", slug_field="name", read_only=True,
+                                              allow_null=True)
     uploader = serializers.CharField(source="version.created_by.username")
     uploaded_at = serializers.DateTimeField(source="version.created_at")
     flags = serializers.ListField(child=serializers.CharField())
-    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    claim_expires_at = serializers.DateTimeField(source="lease_expires_at")
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    replaces = serializers.PrimaryKeyRelatedField(read_only=True)
+    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    claim_expires_at = serializers.DateTimeField(source="lease_expires_at", allow_null=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    replaces = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = ReviewItem
         fields = ["id", "kind", "repository", "version", "version_id", "state", "base_model", "uploader",
                   "uploaded_at", "queued_at", "flags", "sampled", "replaces", "claimed_by", "claim_expires_at",
                   "status", "decided_by", "decided_at", "reason_code", "note"]
+
+
+class PreviousVersionOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    state = serializers.CharField()
 
 
 class DiffOut(serializers.Serializer):
@@ -107,8 +117,16 @@ class DiffOut(serializers.Serializer):
     files_removed = serializers.ListField(child=serializers.CharField())
     files_changed = serializers.ListField(child=serializers.CharField())
 
+    @extend_schema_field(PreviousVersionOut(allow_null=True))
     def get_previous(self, obj: selectors.VersionDiff) -> dict | None:
         return {"number": obj.previous.number, "state": obj.previous.state} if obj.previous else None
+
+
+class DecisionOut(serializers.Serializer):
+    version = serializers.CharField()
+    status = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+    reason = serializers.CharField()
 
 
 class HistoryOut(serializers.Serializer):
@@ -117,6 +135,7 @@ class HistoryOut(serializers.Serializer):
     reports = serializers.DictField(child=serializers.IntegerField())
     decisions = serializers.SerializerMethodField()
 
+    @extend_schema_field(DecisionOut(many=True))
     def get_decisions(self, obj: selectors.UploaderHistory) -> list[dict]:
         return [{"version": str(i.version), "status": i.status, "decided_at": i.decided_at, "reason": i.outcome_text}
                 for i in obj.decisions]
@@ -134,6 +153,7 @@ class ReviewBundleOut(serializers.Serializer):
     diff = DiffOut()
     history = HistoryOut()
 
+    @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: selectors.ReviewBundle) -> list[dict]:
         return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files]
 
@@ -141,7 +161,7 @@ class ReviewBundleOut(serializers.Serializer):
 class DecisionIn(serializers.Serializer):
     reason_code = serializers.ChoiceField(choices=RejectReason.choices, required=False, default="",
                                           help_text="required to reject")
-    note = serializers.CharField(required=False, default="", allow_blank=True,
+    note = TextField(required=False, default="", allow_blank=True,
                                  help_text="shown to the uploader; required to request changes or to reject as 'other'")
 
 
@@ -157,16 +177,16 @@ class BulkOut(serializers.Serializer):
 
 class ReportIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=list(TARGET_TYPES))
-    name = serializers.CharField(help_text="owner/name of the adapter or dataset")
+    name = TextField(help_text="owner/name of the adapter or dataset")
     version = serializers.IntegerField(required=False, min_value=1, help_text="default: the latest published")
     reason = serializers.ChoiceField(choices=ReportReason.choices)
-    comment = serializers.CharField(allow_blank=True)  # the service requires it, with a stable error code
+    comment = RequiredText()
 
 
 class ReportOut(serializers.ModelSerializer):
     target = TargetOut(source="*")
     reporter = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Report
@@ -176,13 +196,13 @@ class ReportOut(serializers.ModelSerializer):
 
 class ResolveIn(serializers.Serializer):
     resolution = serializers.ChoiceField(choices=Resolution.choices)
-    reason = serializers.CharField(allow_blank=True)  # required by the service: `reason_required`
+    reason = RequiredText()
 
 
 class TakedownOut(serializers.ModelSerializer):
     target = TargetOut(source="*")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Takedown
@@ -191,7 +211,7 @@ class TakedownOut(serializers.ModelSerializer):
 
 
 class ReasonIn(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True)  # required by the service: `reason_required`
+    reason = RequiredText()
 
 
 class AuditOut(serializers.ModelSerializer):
@@ -243,12 +263,13 @@ class QueueItem(ModerationApi, APIView):
 class QueueItemClaim(ModerationApi, APIView):
     """POST claims the item for CLAIM_TTL_SECONDS (again: renews); DELETE gives the claim up."""
 
-    @extend_schema(request=None, responses=ReviewItemOut)
+    @extend_schema(request=None, responses={200: ReviewItemOut,
+                                            409: api_error("another moderator holds the claim, or it is decided")})
     def post(self, request: Request, item_id: int) -> Response:
         review_item_claim(item_id=item_id, moderator=request.user)
         return Response(ReviewItemOut(selectors.review_item_get(item_id)).data)
 
-    @extend_schema(responses=ReviewItemOut)
+    @extend_schema(responses={200: ReviewItemOut})
     def delete(self, request: Request, item_id: int) -> Response:
         review_item_release(item_id=item_id, moderator=request.user)
         return Response(ReviewItemOut(selectors.review_item_get(item_id)).data)
@@ -257,7 +278,8 @@ class QueueItemClaim(ModerationApi, APIView):
 class QueueItemDecision(ModerationApi, APIView):
     """approve | reject | request-changes (the URL names the decision)."""
 
-    @extend_schema(request=DecisionIn, responses=ReviewItemOut)
+    @extend_schema(request=DecisionIn, responses={
+        200: ReviewItemOut, 409: api_error("the item is decided, claimed by another moderator, or its version moved on")})
     def post(self, request: Request, item_id: int, decision: str) -> Response:
         data = _valid(DecisionIn, request)
         review_item_decide(item_id=item_id, moderator=request.user, decision=decision, **data)
@@ -295,16 +317,18 @@ class Reports(ModerationApi, generics.ListCreateAPIView):
             raise ApiError("invalid_filter", f"status must be one of {', '.join(ReportStatus.values)}")
         return selectors.reports_list(status=status_, kind=params.get("kind", ""))
 
-    @extend_schema(parameters=[OpenApiParameter("status", str, description="open (default) | dismissed | upheld | "
-                                                                           "empty for all"),
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=["", *ReportStatus.values],
+                                                description="open (default) | dismissed | upheld | empty for all"),
                                OpenApiParameter("kind", str, description="adapter | dataset")])
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=ReportIn, responses={201: ReportOut})
+    @extend_schema(request=ReportIn, responses={
+        201: ReportOut, 409: api_error("the item is not published, or you reported it already")})
     def post(self, request: Request, *args, **kwargs) -> Response:
         data = _valid(ReportIn, request)
-        target = target_type(data["kind"]).find(data["name"], data.get("version"))
+        # Among what the caller may see: a hidden version answers exactly as a missing one.
+        target = target_type(data["kind"]).find(data["name"], data.get("version"), visible_to=request.user)
         report = report_create(reporter=request.user, kind=target.kind, target_id=target.id, reason=data["reason"],
                                comment=data["comment"])
         return Response(ReportOut(report).data, status=status.HTTP_201_CREATED)
@@ -315,7 +339,8 @@ class ReportResolve(ModerationApi, APIView):
 
     required_perm = RESOLVE
 
-    @extend_schema(request=ResolveIn, responses=ReportOut(many=True))
+    @extend_schema(request=ResolveIn, responses={200: ReportOut(many=True),
+                                                 409: api_error("the item has no open reports")})
     def post(self, request: Request, report_id: int) -> Response:
         data = _valid(ResolveIn, request)
         report = selectors.report_get(report_id)
@@ -337,7 +362,7 @@ class Takedowns(ModerationApi, generics.ListAPIView):
 class TakedownRepublish(ModerationApi, APIView):
     required_perm = RESOLVE
 
-    @extend_schema(request=ReasonIn, responses=TakedownOut)
+    @extend_schema(request=ReasonIn, responses={200: TakedownOut, 409: api_error("it was re-published already, or reports still hide it")})
     def post(self, request: Request, takedown_id: int) -> Response:
         reason = _valid(ReasonIn, request)["reason"]
         return Response(TakedownOut(takedown_lift(takedown_id=takedown_id, moderator=request.user, reason=reason)).data)
@@ -346,12 +371,17 @@ class TakedownRepublish(ModerationApi, APIView):
 # --- the audit log ---------------------------------------------------------------------------------------
 
 
-AUDIT_PARAMS = [OpenApiParameter(name, str) for name in selectors.AuditFilters.__dataclass_fields__]
+# target_id is a number; empty, like absent, means any.
+AUDIT_PARAMS = [OpenApiParameter(name, {"type": "string", "pattern": "^[0-9]{0,18}$"} if name == "target_id" else str)
+                for name in selectors.AuditFilters.__dataclass_fields__]
 
 
 def audit_filters(request: Request) -> selectors.AuditFilters:
-    return selectors.AuditFilters(**{f: request.query_params.get(f, "")
-                                     for f in selectors.AuditFilters.__dataclass_fields__})
+    filters = selectors.AuditFilters(**{f: request.query_params.get(f, "")
+                                        for f in selectors.AuditFilters.__dataclass_fields__})
+    if filters.target_id and ascii_int(filters.target_id) is None:
+        raise ApiError("invalid_filter", "target_id must be a number")
+    return filters
 
 
 class Audit(ModerationApi, generics.ListAPIView):

@@ -31,6 +31,7 @@ from hub.moderation.models import (
     TakedownKind,
 )
 from hub.moderation.targets import Target, TargetNotFound, target_get, target_of_version
+from hub.params import ascii_int
 
 # The queue's flags: name → (what it means, the condition on ReviewItem).
 QUEUE_FLAGS: dict[str, tuple[str, Q]] = {
@@ -294,8 +295,9 @@ def audit_entries(filters: AuditFilters | None = None) -> QuerySet[AuditEntry]:
         qs = qs.filter(actor_name=filters.actor)
     if filters.target_kind:
         qs = qs.filter(target_kind=filters.target_kind)
-    if filters.target_id.isdigit():
-        qs = qs.filter(target_id=int(filters.target_id))
+    target_id = ascii_int(filters.target_id)
+    if target_id is not None:
+        qs = qs.filter(target_id=target_id)
     if filters.search:
         qs = qs.filter(Q(target_label__icontains=filters.search) | Q(reason__icontains=filters.search))
     return qs.order_by("-created_at", "-pk")

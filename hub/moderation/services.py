@@ -60,9 +60,9 @@ class ModerationError(Exception):
         self.status = status
 
 
-def _target(kind: str, target_id: int) -> Target:
+def _target(kind: str, target_id: int, *, visible_to: User | None = None) -> Target:
     try:
-        return target_get(kind, target_id)
+        return target_get(kind, target_id, visible_to=visible_to)
     except TargetNotFound as exc:
         raise ModerationError("not_found", str(exc), status=404) from None
 
@@ -301,11 +301,14 @@ def takedown_lift(*, takedown_id: int, moderator: User, reason: str) -> Takedown
 @transaction.atomic
 def report_create(*, reporter: User, kind: str, target_id: int, reason: str, comment: str) -> Report:
     """One open report per user per item. Enough reports from different users hide the item until a
-    moderator decides (REPORT_HIDE_THRESHOLD)."""
-    target = _target(kind, target_id)
+    moderator decides (REPORT_HIDE_THRESHOLD). An item the reporter may not see is not found; owners may not
+    report their own (their reports would count toward hiding it)."""
+    target = _target(kind, target_id, visible_to=reporter)
     if reason not in ReportReason.values:
         raise ModerationError("invalid_reason", f"reason must be one of {', '.join(ReportReason.values)}")
     comment = _required(comment, "comment")
+    if target.owner is not None and target.owner.pk == reporter.pk:
+        raise ModerationError("own_item", f"{target.label} is yours: you cannot report your own item")
     if not target.is_published:
         raise ModerationError("not_reportable", f"{target.label} is not published", status=409)
     try:

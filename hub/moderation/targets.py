@@ -3,6 +3,10 @@
 A report or takedown stores (kind, id); the kind's `TargetType` turns that into something to show
 and act on. Adapters and datasets name one version. Stacks join by registering a TargetType under
 "stack" in TARGET_TYPES: no migration, no change to reports, takedowns or the audit log.
+
+Lookups made for a person pass `visible_to`: an item they may not see is then not found, exactly as a
+missing one (the same error and message), so the answer never tells that it exists. Without it (the
+hub's own bookkeeping) every item is found.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.urls import reverse
 
 from hub.accounts.models import User
 from hub.catalog.models import RepoKind, Version, VersionState
+from hub.catalog.selectors import versions_visible_to
 from hub.catalog.services import version_set_state
+
+Viewer = User | AnonymousUser | None  # None: no restriction
 
 
 class TargetNotFound(LookupError):
@@ -34,8 +42,8 @@ class Target:
 
 
 class TargetType(Protocol):
-    def get(self, target_id: int) -> Target: ...
-    def find(self, name: str, number: int | None) -> Target: ...
+    def get(self, target_id: int, *, visible_to: Viewer = None) -> Target: ...
+    def find(self, name: str, number: int | None, *, visible_to: Viewer = None) -> Target: ...
     def withdraw(self, target: Target, reason: str) -> None: ...
     def restore(self, target: Target, reason: str) -> None: ...
     def published_by(self, owner: User) -> list[Target]: ...
@@ -59,19 +67,20 @@ class VersionTargets:
             is_withdrawn=version.state == VersionState.UNPUBLISHED,
         )
 
-    def _versions(self):
-        return Version.objects.filter(repository__kind=self.kind).select_related("repository__owner", "created_by")
+    def _versions(self, visible_to: Viewer = None):
+        versions = Version.objects.all() if visible_to is None else versions_visible_to(visible_to)
+        return versions.filter(repository__kind=self.kind).select_related("repository__owner", "created_by")
 
-    def get(self, target_id: int) -> Target:
-        version = self._versions().filter(pk=target_id).first()
+    def get(self, target_id: int, *, visible_to: Viewer = None) -> Target:
+        version = self._versions(visible_to).filter(pk=target_id).first()
         if version is None:
             raise TargetNotFound(f"no {self.kind} version with id {target_id}")
         return self._target(version)
 
-    def find(self, name: str, number: int | None) -> Target:
+    def find(self, name: str, number: int | None, *, visible_to: Viewer = None) -> Target:
         """`owner/name`, at version `number` or else its latest published version."""
         owner, _, repo_name = name.partition("/")
-        versions = self._versions().filter(repository__owner__username=owner, repository__name=repo_name)
+        versions = self._versions(visible_to).filter(repository__owner__username=owner, repository__name=repo_name)
         wanted = Q(state=VersionState.PUBLISHED) if number is None else Q(number=number)
         version = versions.filter(wanted).order_by("-number").first()
         if version is None:
@@ -98,8 +107,8 @@ def target_type(kind: str) -> TargetType:
         raise TargetNotFound(f"unknown target kind {kind!r}; expected one of {', '.join(TARGET_TYPES)}") from None
 
 
-def target_get(kind: str, target_id: int) -> Target:
-    return target_type(kind).get(target_id)
+def target_get(kind: str, target_id: int, *, visible_to: Viewer = None) -> Target:
+    return target_type(kind).get(target_id, visible_to=visible_to)
 
 
 def target_of_version(version: Version) -> Target:

@@ -35,6 +35,7 @@ from hub.moderation.services import (
     takedown_lift,
 )
 from hub.moderation.targets import TargetNotFound, target_get
+from hub.params import ascii_int
 
 PAGE_SIZE = 50
 View = Callable[..., HttpResponse]
@@ -111,7 +112,7 @@ def queue_decide(request: HttpRequest, item_id: int, decision: str) -> HttpRespo
 @review_pages
 @require_POST
 def queue_bulk(request: HttpRequest) -> HttpResponse:
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [n for n in map(ascii_int, request.POST.getlist("ids")) if n is not None]
     try:
         outcome = review_items_decide_bulk(item_ids=ids, moderator=request.user,
                                            decision=request.POST.get("decision", ""),
@@ -212,7 +213,7 @@ def audit(request: HttpRequest) -> HttpResponse:
 @login_required
 def report_new(request: HttpRequest, kind: str, target_id: int) -> HttpResponse:
     try:
-        target = target_get(kind, target_id)
+        target = target_get(kind, target_id, visible_to=request.user)
     except TargetNotFound as exc:
         raise Http404(str(exc)) from None
     error = None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.api.errors import ApiError
-from hub.catalog.downloads import serve_blob
+from hub.api.schema import api_error, download_schema
+from hub.catalog.downloads import Download, serve_blob
 from hub.stacks import selectors
 from hub.stacks.models import BuildState, StackBuild
 from hub.stacks.services import StackRequestError, stack_record_download, stack_request
@@ -22,6 +23,26 @@ class StackRecipeIn(serializers.Serializer):
                                      help_text='[{"adapter": "owner/name[@version]", "weight": 1.0}, …]')
     method = serializers.JSONField(required=False, help_text='"linear" or {"name": "ties", "params": {"density": 0.5}}')
     output = serializers.JSONField(required=False, help_text='"merged" or {"type": "merged", "dtype": "bf16"}')
+
+
+class StackMemberOut(serializers.Serializer):
+    adapter = serializers.CharField(help_text="owner/name")
+    version = serializers.IntegerField()
+    weight = serializers.FloatField()
+
+
+class StackFileOut(serializers.Serializer):
+    path = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    url = serializers.CharField()
+
+
+class StackTimingsOut(serializers.Serializer):
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    build_seconds = serializers.FloatField(allow_null=True)
 
 
 class StackOut(serializers.ModelSerializer):
@@ -43,15 +64,18 @@ class StackOut(serializers.ModelSerializer):
     def get_progress_percent(self, obj: StackBuild) -> float:
         return round(obj.progress * 100, 1)
 
+    @extend_schema_field(StackMemberOut(many=True))
     def get_adapters(self, obj: StackBuild) -> list[dict]:
         return [{"adapter": m.version.repository.full_name, "version": m.version.number, "weight": m.weight}
                 for m in obj.members.all()]
 
+    @extend_schema_field(StackFileOut(many=True))
     def get_files(self, obj: StackBuild) -> list[dict]:
         return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256,
                  "url": reverse("api:stack-file", kwargs={"recipe_hash": obj.recipe_hash, "path": f.path})}
                 for f in obj.files.all()]
 
+    @extend_schema_field(StackTimingsOut)
     def get_timings(self, obj: StackBuild) -> dict:
         return {"created_at": obj.created_at, "started_at": obj.started_at, "finished_at": obj.finished_at,
                 "build_seconds": obj.seconds}
@@ -92,11 +116,15 @@ class StackListCreate(generics.ListAPIView):
 class StackDetail(APIView):
     @extend_schema(responses=StackOut)
     def get(self, request: Request, recipe_hash: str) -> Response:
-        return Response(StackOut(selectors.stack_get(recipe_hash)).data)
+        try:
+            build = selectors.stack_get_visible(request.user, recipe_hash)
+        except selectors.StackWithdrawn as exc:
+            raise ApiError("withdrawn", str(exc), status_code=404) from None
+        return Response(StackOut(build).data)
 
 
 class StackFileDownload(APIView):
-    @extend_schema(responses={200: bytes, 206: bytes})
+    @download_schema({409: api_error("the stack is not built yet (`not_ready`)")})
     def get(self, request: Request, recipe_hash: str, path: str):
         build = selectors.stack_get(recipe_hash)
         return serve_stack_file(request._request, build, path)
@@ -109,12 +137,13 @@ def serve_stack_file(request, build: StackBuild, path: str):
                                     "until it is ready", status_code=409)
     reason = selectors.stack_withdrawn_reason(build)
     if reason:
-        raise ApiError("withdrawn", f"stack {build.recipe_hash[:12]} is no longer served: {reason}", status_code=404)
+        raise ApiError("withdrawn", selectors.stack_not_served_message(build, reason), status_code=404)
     file = next((f for f in build.files.all() if f.path == path), None)
     if file is None:
         raise ApiError("not_found", f"{path} is not a file of stack {build.recipe_hash[:12]}", status_code=404)
     # A download of the stack is a download of its first weights file (not of configs or other shards).
     weights = sorted(f.path for f in build.files.all() if f.path.endswith((".safetensors", ".gguf")))
     counts = bool(weights) and path == weights[0]
+    download = Download(key=f"stack:{build.pk}", record=lambda: stack_record_download(build=build)) if counts else None
     return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=path.rsplit("/", 1)[-1],
-                      on_download=(lambda: stack_record_download(build=build)) if counts else None)
+                      download=download)

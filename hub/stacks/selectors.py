@@ -33,6 +33,24 @@ def stack_get(recipe_hash: str) -> StackBuild:
     return build
 
 
+class StackWithdrawn(Http404):
+    """A stack built on an item that is no longer published, asked for by someone who is not a moderator."""
+
+
+def stack_get_visible(user, recipe_hash: str) -> StackBuild:
+    """A stack as `user` may see it. A withdrawn one is the moderators' to inspect; anyone else hears only why it is
+    gone (its manifest, files and recipe name what was taken down)."""
+    build = stack_get(recipe_hash)
+    reason = stack_withdrawn_reason(build)
+    if reason and not (user and user.is_authenticated and user.is_moderator):
+        raise StackWithdrawn(stack_not_served_message(build, reason))
+    return build
+
+
+def stack_not_served_message(build: StackBuild, reason: str) -> str:
+    return f"stack {build.recipe_hash[:12]} is no longer served: {reason}"
+
+
 def stack_withdrawn_reason(build: StackBuild) -> str:
     """Why a stack is not served, when one of its adapters is no longer published ("" when it is fine)."""
     for member in build.members.all():

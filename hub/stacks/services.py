@@ -11,14 +11,17 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
-from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until
+from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
+from hub.params import ascii_int
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 from hub.stacks.signals import stack_ready
 from hub.tasks import enqueue
-from workers.engine.errors import EngineInputError
-from workers.engine.recipe import Recipe
+from workers.engine.errors import EngineInputError, quote
+from workers.engine.recipe import MAX_ADAPTERS, Recipe, parse_weight
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+ENTRY_KEYS = ("adapter", "version", "weight")
+MAX_VERSION = 999_999_999  # the recipe's refs allow nine digits
 
 
 class StackRequestError(ValueError):
@@ -33,19 +36,21 @@ def _resolve_adapter(entry: Any, index: int, base: BaseModel) -> tuple[Version, 
         entry = {"adapter": entry}
     if not isinstance(entry, Mapping) or not isinstance(entry.get("adapter"), str):
         raise StackRequestError('expected {"adapter": "owner/name[@version]", "weight": 1.0}', field=field)
+    unknown = sorted(set(entry) - set(ENTRY_KEYS), key=str)
+    if unknown:
+        raise StackRequestError(f"unknown key {unknown[0]!r}; an adapter entry has {', '.join(ENTRY_KEYS)}",
+                                field=f"{field}.{unknown[0]}")
     ref, _, pinned = entry["adapter"].partition("@")
     owner, _, name = ref.partition("/")
-    number = entry.get("version", pinned or None)
-    weight = entry.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise StackRequestError(f"weight must be a number, got {weight!r}", field=f"{field}.weight")
+    number = _version_number(entry, pinned, field)
+    try:
+        weight = parse_weight(entry.get("weight", 1.0), f"{field}.weight")
+    except EngineInputError as exc:
+        raise StackRequestError(f"{entry['adapter']}: {_message(exc)}", field=exc.field) from None
     versions = Version.objects.filter(repository__kind=RepoKind.ADAPTER, repository__owner__username=owner,
                                       repository__name=name, state=VersionState.PUBLISHED)
     if number is not None:
-        try:
-            versions = versions.filter(number=int(number))
-        except (TypeError, ValueError):
-            raise StackRequestError(f"version must be a number, got {number!r}", field=f"{field}.version") from None
+        versions = versions.filter(number=number)
     version = versions.select_related("base_model", "repository__owner").order_by("-number").first()
     if version is None:
         what = f"{ref}@{number}" if number is not None else ref
@@ -53,7 +58,37 @@ def _resolve_adapter(entry: Any, index: int, base: BaseModel) -> tuple[Version, 
     if version.base_model_id != base.pk:
         trained_for = version.base_model.name if version.base_model else "an unknown base model"
         raise StackRequestError(f"{version} is an adapter for {trained_for}, not for {base.name}", field=field)
-    return version, float(weight)
+    return version, weight
+
+
+def _version_number(entry: Mapping[str, Any], pinned: str, field: str) -> int | None:
+    """The version an entry asks for: `"version": 3` or "owner/name@3" (the two must agree), else None (the newest).
+
+    Only whole numbers: 1.9 is not version 1, and true is not version 1 either.
+    """
+    numbers = []
+    if pinned:
+        if ascii_int(pinned) is None:
+            raise StackRequestError(f"version must be a whole number, got {quote(pinned)}", field=field)
+        numbers.append(ascii_int(pinned))
+    if "version" in entry:
+        value = entry["version"]
+        if isinstance(value, str) and ascii_int(value) is not None:
+            value = ascii_int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StackRequestError(f"version must be a whole number, got {quote(value)}", field=f"{field}.version")
+        numbers.append(value)
+    if any(not 1 <= number <= MAX_VERSION for number in numbers):
+        raise StackRequestError(f"version must be a whole number from 1 to {MAX_VERSION}", field=f"{field}.version")
+    if len(set(numbers)) > 1:
+        raise StackRequestError(f"{entry['adapter']} pins version {numbers[0]} but \"version\" says {numbers[1]}",
+                                field=f"{field}.version")
+    return numbers[0] if numbers else None
+
+
+def _message(exc: EngineInputError) -> str:
+    """The engine's message without the field it starts with (StackRequestError names the field itself)."""
+    return str(exc).split(": ", 1)[-1] if exc.field else str(exc)
 
 
 def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseModel, list[tuple[Version, float]]]:
@@ -70,6 +105,8 @@ def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseMod
     entries = request.get("adapters")
     if not isinstance(entries, list) or not entries:
         raise StackRequestError("a stack needs a non-empty list of adapters", field="adapters")
+    if len(entries) > MAX_ADAPTERS:  # before any is looked up: a recipe of 10,000 is refused at once
+        raise StackRequestError(f"at most {MAX_ADAPTERS} adapters per stack, got {len(entries)}", field="adapters")
     members = [_resolve_adapter(entry, i, base) for i, entry in enumerate(entries)]
     engine_recipe = {
         "base": {"name": base.name,
@@ -85,7 +122,7 @@ def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseMod
     try:
         recipe = Recipe.from_dict(engine_recipe)
     except EngineInputError as exc:
-        raise StackRequestError(str(exc).split(": ", 1)[-1], field=exc.field) from None
+        raise StackRequestError(_message(exc), field=exc.field) from None
     return recipe, base, members
 
 
@@ -127,6 +164,12 @@ def stack_claim(*, build_id: int, lease_seconds: int) -> StackBuild | None:
                             started_at=timezone.now(), attempts=count_attempt(), progress=0.0):
         return None
     return StackBuild.objects.select_related("base_model").get(pk=build_id)
+
+
+def stack_renew_lease(*, build: StackBuild, lease_seconds: int) -> bool:
+    """The building worker's heartbeat, for as long as its claim holds (a re-claimed build is its new worker's)."""
+    held = Q(state__in=[BuildState.RUNNING, BuildState.VERIFYING], attempts=build.attempts)
+    return renew_lease(StackBuild, build.pk, held, lease_seconds=lease_seconds)
 
 
 def stack_progress(*, build: StackBuild, fraction: float, message: str, lease_seconds: int,

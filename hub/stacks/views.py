@@ -32,7 +32,7 @@ def stack_builder(request: HttpRequest) -> HttpResponse:
 
 
 def stack_page(request: HttpRequest, recipe_hash: str) -> HttpResponse:
-    build = selectors.stack_get(recipe_hash)
+    build = selectors.stack_get_visible(request.user, recipe_hash)
     return render(request, "stacks/detail.html", {"build": build,
                                                   "withdrawn_reason": selectors.stack_withdrawn_reason(build)})
 

@@ -12,6 +12,7 @@ from nomoat_cli import transfer
 from nomoat_cli.client import Client, api_path
 from nomoat_cli.errors import ExitCode
 from tests.cli.conftest import write_token
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEIGHTS = "adapter_model.safetensors"
@@ -32,6 +33,8 @@ def test_pull_downloads_the_latest_published_version_verified(cli, make_user, pu
     out = cli.cwd / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in folder.iterdir())
     assert all((out / p.name).read_bytes() == p.read_bytes() for p in folder.iterdir())
+    # Counted after the response is sent: wait for the server to have done it.
+    wait_until(lambda: downloads(version) >= 1, timeout=30, what="the download")
     assert downloads(version) == 1
 
     again = cli.run("pull", "alice/sql@1", "-o", "out")  # everything is in place: nothing is fetched

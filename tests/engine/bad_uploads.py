@@ -8,8 +8,10 @@ the upload pages and the worker.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import pickle
 import shutil
 import stat
 import struct
@@ -292,6 +294,53 @@ def not_json(header: dict[str, Any]) -> bytes:
     return b"{this is not json" + b" " * 7
 
 
+def weights_as(convert: Callable[[Path], bytes]) -> Callable[[Path, Path], Path]:
+    """A copy whose adapter_model.safetensors holds another format (what `convert` makes of the good upload folder)."""
+
+    def build(tmp: Path, good: Path) -> Path:
+        folder = copy_upload(tmp, good)
+        (folder / ADAPTER_WEIGHTS).write_bytes(convert(good))
+        return folder
+
+    return build
+
+
+def as_pickle(good: Path) -> bytes:
+    """The tensors pickled, as pickle.dump and torch.save(..., _use_new_zipfile_serialization=False) write them."""
+    return pickle.dumps(load_file(good / ADAPTER_WEIGHTS), protocol=4)
+
+
+def as_torch_zip(good: Path) -> bytes:
+    """torch.save's layout, without torch: a zip whose first member is <name>/data.pkl."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        handle.writestr("adapter_model/data.pkl", as_pickle(good))
+        handle.writestr("adapter_model/version", "3\n")
+    return buffer.getvalue()
+
+
+def as_zip(good: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as handle:
+        for path in sorted(good.iterdir()):
+            handle.write(path, path.name)
+    return buffer.getvalue()
+
+
+def as_npy(good: Path) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, load_file(good / ADAPTER_WEIGHTS)[f"{Q0}.lora_A.weight"])
+    return buffer.getvalue()
+
+
+def pickle_bytes(_: Path) -> bytes:
+    return pickle.dumps({"weights": [1.0, 2.0]}, protocol=2)
+
+
+LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\noid sha256:" + "ab" * 32 + "\nsize 8192\n").encode()
+NOT_SAFETENSORS = "not safetensors: "
+
+
 def huge_dataset_line(tmp: Path, good: Path) -> Path:
     folder = copy_upload(tmp, good)
     with open(folder / "train.jsonl", "ab") as handle:
@@ -340,6 +389,12 @@ BAD_UPLOADS: list[BadUpload] = [
               "files.pickle", "safe_serialization=True"),
     BadUpload("pickle_pt_extra", "adapter", with_files({"training_args.pt": b"\x80\x04K."}), "files.pickle",
               "safetensors.torch.save_file"),
+    BadUpload("pickle_named_safetensors", "adapter", weights_as(as_pickle), "files.pickle",
+              f"{ADAPTER_WEIGHTS} is a Python pickle (PyTorch .bin/.pt) despite its name, which can run code"),
+    BadUpload("torch_zip_named_safetensors", "adapter", weights_as(as_torch_zip), "files.pickle",
+              f"{ADAPTER_WEIGHTS} is a PyTorch checkpoint (torch.save's zip around a pickle) despite its name"),
+    BadUpload("pickle_named_txt", "adapter", with_files({"notes.txt": pickle.dumps([1, 2], protocol=5)}),
+              "files.pickle", "notes.txt is a Python pickle (PyTorch .bin/.pt) despite its name"),
     BadUpload("missing_config", "adapter", with_files({ADAPTER_CONFIG: None}), "files.required",
               f"missing {ADAPTER_CONFIG}"),
     BadUpload("unexpected_file", "adapter", with_files({"notes.txt": "hi"}), "files.unexpected", "notes.txt"),
@@ -360,6 +415,29 @@ BAD_UPLOADS: list[BadUpload] = [
     BadUpload("non_json_header", "adapter", with_header(not_json), "weights.header", "not valid UTF-8 JSON"),
     BadUpload("trailing_bytes", "adapter", with_header(keep_header, trailing=b"\0" * 16), "weights.header",
               "tensor data covers"),
+    # another format under the weights' name: said for what it is, with the way to safetensors
+    BadUpload("header_of_a_pickle", "adapter", weights_as(pickle_bytes), "weights.header",
+              f"{ADAPTER_WEIGHTS}: is a Python pickle (PyTorch .bin/.pt), {NOT_SAFETENSORS}save it with safetensors, "
+              "e.g. `model.save_pretrained(dir, safe_serialization=True)`"),
+    BadUpload("header_of_a_torch_zip", "adapter", weights_as(as_torch_zip), "weights.header",
+              f"is a PyTorch checkpoint (torch.save's zip around a pickle), {NOT_SAFETENSORS}save it with safetensors"),
+    BadUpload("header_of_a_zip", "adapter", weights_as(as_zip), "weights.header",
+              f"is a zip archive, {NOT_SAFETENSORS}unpack it"),
+    BadUpload("header_of_gzip", "adapter", weights_as(lambda good: gzip.compress((good / ADAPTER_WEIGHTS).read_bytes(),
+                                                                                  mtime=0)),
+              "weights.header", f"is gzip-compressed data, {NOT_SAFETENSORS}decompress it first"),
+    BadUpload("header_of_a_gguf", "adapter", weights_as(lambda good: b"GGUF" + struct.pack("<IQQ", 3, 0, 0)),
+              "weights.header", f"is a GGUF file (llama.cpp), {NOT_SAFETENSORS}upload the PEFT folder"),
+    BadUpload("header_of_npy", "adapter", weights_as(as_npy), "weights.header",
+              f"is a NumPy .npy array, {NOT_SAFETENSORS}save the tensors with `safetensors.numpy.save_file`"),
+    BadUpload("header_of_hdf5", "adapter", weights_as(lambda good: b"\x89HDF\r\n\x1a\n" + bytes(504)),
+              "weights.header", f"is an HDF5 file (Keras .h5), {NOT_SAFETENSORS}save it with safetensors"),
+    BadUpload("header_of_an_lfs_pointer", "adapter", weights_as(lambda good: LFS_POINTER), "weights.header",
+              f"is a Git LFS pointer, {NOT_SAFETENSORS}it only names the real file; fetch that with `git lfs pull`"),
+    BadUpload("header_of_json", "adapter", weights_as(lambda good: (good / ADAPTER_CONFIG).read_bytes()),
+              "weights.header", f"is a JSON document, {NOT_SAFETENSORS}check the file names"),
+    BadUpload("header_of_text", "adapter", weights_as(lambda good: b"<!DOCTYPE html>\n<title>404 Not Found</title>\n"),
+              "weights.header", f"is a text file, {NOT_SAFETENSORS}upload the weights"),
     # tensors against the base model
     BadUpload("wrong_shape_a", "adapter", with_tensors(set_tensor(f"{Q0}.lora_A.weight", np.zeros((4, 60), np.float32))),
               "weights.shapes", "expected [r, 64]"),

@@ -13,6 +13,8 @@ import pytest
 from workers.engine import recipe as recipe_module
 from workers.engine.errors import EngineInputError
 from workers.engine.recipe import (
+    MAX_ADAPTERS,
+    MAX_WEIGHT,
     OUTPUT_KINDS,
     OutputKind,
     Recipe,
@@ -120,6 +122,9 @@ def test_validation_names_the_field(change: dict[str, Any], field: str, code: st
         ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": float("nan")}, "adapters[0].weight", "invalid"),
         ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": 0}, "adapters[0].weight", "invalid"),
         ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": True}, "adapters[0].weight", "type"),
+        ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": 1e308}, "adapters[0].weight", "invalid"),
+        ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": -100.5}, "adapters[0].weight", "invalid"),
+        ({"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": 10**400}, "adapters[0].weight", "invalid"),
         ({"ref": "bob/poet@1", "sha256": SHA_A}, "adapters[1]", "duplicate"),  # same content as adapters[0]
         ({"ref": "alice/sql-helper@02", "sha256": "d" * 64}, "adapters[1]", "duplicate"),  # same ref
     ],
@@ -130,6 +135,23 @@ def test_bad_adapter_entries(adapter: dict[str, Any], field: str, code: str) -> 
     with pytest.raises(EngineInputError) as caught:
         Recipe.from_dict(recipe_dict(adapters=adapters))
     assert (caught.value.field, caught.value.code) == (field, code)
+
+
+@pytest.mark.parametrize(("weight", "shown"), [(1e308, "1e+308"), (101, "101"), (10**400, "too large")])
+def test_weights_are_bounded_and_the_error_says_the_range(weight: float, shown: str) -> None:
+    with pytest.raises(EngineInputError) as caught:
+        Recipe.from_dict(recipe_dict(adapters=[{"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": weight}]))
+    assert str(caught.value) == (f"adapters[0].weight: weight {shown} is out of range; a weight is a number from "
+                                 f"-{MAX_WEIGHT:g} to {MAX_WEIGHT:g}")
+    edges = [{"ref": "alice/sql-helper@2", "sha256": SHA_A, "weight": MAX_WEIGHT},
+             {"ref": "bob/poet@1", "sha256": SHA_B, "weight": -MAX_WEIGHT}]
+    assert [a.weight for a in Recipe.from_dict(recipe_dict(adapters=edges)).adapters] == [100.0, -100.0]
+
+
+def test_the_adapter_count_is_checked_before_any_entry() -> None:
+    with pytest.raises(EngineInputError) as caught:
+        Recipe.from_dict(recipe_dict(adapters=[{"nonsense": i} for i in range(10_000)]))
+    assert caught.value.field == "adapters" and f"at most {MAX_ADAPTERS} adapters per stack, got 10000" in str(caught.value)
 
 
 def test_adapter_output_without_rank_only_for_low_rank_methods() -> None:

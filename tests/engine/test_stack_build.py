@@ -340,3 +340,35 @@ def test_linear_stack_on_smollm2_matches_peft(smollm2_dir: Path, tmp_path: Path)
     # 30 layers of float32 arithmetic alone move these logits (|x| ~ 30) by ~3e-4, so the two sets
     # of merged weights are compared through a float64 forward pass.
     assert (logits(ours.double()) - logits(reference.double())).abs().max() < 1e-4
+
+
+# Factors of ~1e20 are finite in float32 (so an upload passes validation), but their product is not.
+@pytest.mark.parametrize(("method", "output"), [
+    ("linear", {"type": "merged", "dtype": "fp32"}),
+    ("linear", {"type": "adapter", "rank": 2}),  # the SVD of weighted factors
+    ({"name": "ties", "params": {"density": 0.5}}, {"type": "adapter", "rank": 2}),  # the SVD of a dense delta
+])
+def test_a_stack_whose_output_is_not_finite_fails_naming_the_tensor(
+        method: Any, output: Any, make_adapter: Callable[..., Path], tiny_base: Path, tmp_path: Path) -> None:
+    huge = {"alice/qv@1": make_adapter(rank=4, alpha=8, target_modules=("q_proj", "v_proj"), seed=1, init_std=1e20)}
+    with pytest.raises(EngineInputError) as caught:
+        build(make_recipe(tiny_base, huge, method, output), tiny_base, huge, tmp_path / "out")
+    assert caught.value.code == "not_finite"
+    field = caught.value.field
+    assert field.startswith(("model.layers.", "base_model.model.model.layers.")) and field.endswith(".weight")
+    assert str(caught.value).startswith(f"{field}: the stack's output has ")
+    assert "infinite values" in str(caught.value) and "lower the weights" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_merged_weight_past_fp16_fails_in_fp16_and_builds_in_bf16(
+        make_adapter: Callable[..., Path], tiny_base: Path, tmp_path: Path) -> None:
+    large = {"alice/qv@1": make_adapter(rank=4, alpha=8, target_modules=("q_proj", "v_proj"), seed=1, init_std=100)}
+    with pytest.raises(EngineInputError) as caught:
+        build(make_recipe(tiny_base, large, "linear", {"type": "merged", "dtype": "fp16"}), tiny_base, large,
+              tmp_path / "fp16")
+    assert caught.value.code == "not_finite" and "infinite values once written as float16" in str(caught.value)
+    assert "0 NaN" in str(caught.value)
+    manifest = build(make_recipe(tiny_base, large, "linear", {"type": "merged", "dtype": "bf16"}), tiny_base, large,
+                     tmp_path / "bf16")
+    assert manifest["recipe"]["output"]["dtype"] == "bf16"

@@ -113,12 +113,14 @@ def publish(make_version, make_adapter) -> Callable[..., Version]:
     return publish
 
 
-def wait_for_runs(timeout: float = 150) -> list[EvalRun]:
-    """Until no run is queued or running (the worker drains the evals queue); returns every run."""
+def wait_for_runs(timeout: float = 150, *, of_stack: str | None = None) -> list[EvalRun]:
+    """Until no run is queued or running (the worker drains the evals queue); returns every run.
+
+    `of_stack`: also until that stack has runs (they are scheduled just after its build is recorded ready)."""
 
     def settled() -> bool:
-        return EvalRun.objects.exists() and not EvalRun.objects.exclude(
-            state__in=[RunState.FINISHED, RunState.FAILED]).exists()
+        runs = EvalRun.objects.filter(build__recipe_hash=of_stack) if of_stack else EvalRun.objects
+        return runs.exists() and not EvalRun.objects.exclude(state__in=[RunState.FINISHED, RunState.FAILED]).exists()
 
     wait_until(settled, timeout=timeout, interval=0.5, what="the eval runs to finish")
     return list(EvalRun.objects.order_by("pk"))

@@ -135,7 +135,7 @@ def test_a_stack_build_adds_the_stack_and_its_stacking_score(celery_worker, make
               "adapters": [{"adapter": "alice/lookup-tuned", "weight": 1.0}, {"adapter": "alice/other", "weight": 0.5}]}
     stack = wait_ready(writer, writer.post("/api/v1/stacks", recipe, format="json").json()["url"])
     assert stack["state"] == "ready", stack["failure_reason"]
-    stack_runs = [r for r in wait_for_runs() if r.subject_kind == SubjectKind.STACK]
+    stack_runs = [r for r in wait_for_runs(of_stack=stack["recipe_hash"]) if r.subject_kind == SubjectKind.STACK]
     assert {r.suite for r in stack_runs} == {GENERAL_PERPLEXITY_ID, "task:carol/lookup"}
     assert all(r.state == "finished" for r in stack_runs), [r.failure_reason for r in stack_runs]
     # No run was repeated for the stack: the base's and the adapter's task runs are the ones from publishing.
@@ -162,7 +162,8 @@ def test_a_stack_build_adds_the_stack_and_its_stacking_score(celery_worker, make
     quantized = wait_ready(writer, writer.post("/api/v1/stacks", {**recipe, "output": "gguf-q8_0"}, format="json")
                            .json()["url"], timeout=300)
     assert quantized["state"] == "ready", quantized["failure_reason"]
-    q8_runs = [r for r in wait_for_runs() if r.build_id and r.build.recipe_hash == quantized["recipe_hash"]]
+    q8_runs = [r for r in wait_for_runs(of_stack=quantized["recipe_hash"]) if r.build_id
+               and r.build.recipe_hash == quantized["recipe_hash"]]
     assert {(r.suite, r.runtime, r.artifact_path, r.state) for r in q8_runs} == {
         (GENERAL_PERPLEXITY_ID, "gguf", "model-q8_0.gguf", "finished"), ("task:carol/lookup", "gguf", "model-q8_0.gguf",
                                                                           "finished")}

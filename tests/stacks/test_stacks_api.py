@@ -197,3 +197,44 @@ def test_a_takedown_stops_serving_the_stacks_built_on_it(make_user, publish_adap
     assert refused.status_code == 404 and refused.json()["error"]["code"] == "withdrawn"
     assert "alice/sql@1 is unpublished: license violation" in refused.json()["error"]["message"]
     assert APIClient().get("/api/v1/stacks").json()["results"] == []
+
+
+# Not committed: no task reaches the session's worker, so the test alone moves the build.
+@pytest.mark.django_db
+def test_a_withdrawn_stack_shows_only_why_to_all_but_moderators(make_user, publish_adapter):
+    import io
+
+    from django.test import Client
+
+    from hub.accounts.models import Role
+    from hub.catalog.services import blob_put_stream
+    from hub.stacks.services import stack_record_ready
+
+    alice, bob, mod = make_user("alice"), make_user("bob"), make_user("mod", role=Role.MODERATOR)
+    version, _ = publish_adapter(alice, "sql", rank=4, alpha=8)
+    build, _ = stack_request(user=alice, request={"base_model": "nomoat/tiny-llama", "adapters": ["alice/sql"]})
+    stack_record_ready(build=build, manifest={"files": ["model.safetensors"], "secret": "the manifest"},
+                       files={"model.safetensors": blob_put_stream(stream=io.BytesIO(b"weights"))})
+    url, page = f"/api/v1/stacks/{build.recipe_hash}", f"/stacks/{build.recipe_hash}"
+    assert APIClient().get(url).json()["manifest"]["secret"] == "the manifest"
+    Version.objects.filter(pk=version.pk).update(state=VersionState.UNPUBLISHED, state_reason="license violation")
+
+    def as_(user) -> Client:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    for user in (None, bob, alice):
+        refused = as_(user).get(url)
+        assert refused.status_code == 404 and refused.json() == {"error": {
+            "code": "withdrawn",
+            "message": f"stack {build.recipe_hash[:12]} is no longer served: adapter alice/sql@1 is unpublished: "
+                       "license violation"}}
+        shown = as_(user).get(page)
+        assert shown.status_code == 404 and "license violation" in shown.content.decode()
+        assert "the manifest" not in shown.content.decode() and "tiny-llama" not in shown.content.decode()
+    inspected = as_(mod).get(url)
+    assert inspected.status_code == 200 and inspected.json()["manifest"]["secret"] == "the manifest"
+    assert "license violation" in inspected.json()["withdrawn_reason"]
+    assert as_(mod).get(page).status_code == 200

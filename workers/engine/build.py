@@ -38,7 +38,15 @@ from workers.engine.fsutil import atomic_writer, sha256_file
 from workers.engine.recipe import AdapterInfo, Recipe, check_compatible, read_adapter
 from workers.engine.safetensors_io import FLOAT_DTYPES, SafetensorsStreamWriter, TensorInfo, TensorSpec, read_header
 from workers.engine.shapes import module_shapes, weight_files
-from workers.engine.stacking import Factors, StackFactors, adapter_rank, module_delta, module_factors, tensor_from_bytes
+from workers.engine.stacking import (
+    Factors,
+    StackFactors,
+    adapter_rank,
+    module_delta,
+    module_factors,
+    require_finite,
+    tensor_from_bytes,
+)
 
 Progress = Callable[[float, str], None]
 
@@ -258,9 +266,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _tensor_bytes(tensor: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """The little-endian bytes of `tensor` cast to `dtype` (round to nearest even), as a uint8 array."""
-    return tensor.to(dtype).contiguous().reshape(-1).view(torch.uint8).numpy()
+def _tensor_bytes(tensor: torch.Tensor, dtype: torch.dtype, name: str) -> np.ndarray:
+    """The little-endian bytes of output tensor `name` cast to `dtype` (round to nearest even), as a uint8 array.
+
+    A value that is not finite after the cast (a huge weight, or past fp16's 65504) fails the build, naming the tensor.
+    """
+    cast = tensor.to(dtype)
+    require_finite(cast, name, where=f" once written as {str(dtype).removeprefix('torch.')}")
+    return cast.contiguous().reshape(-1).view(torch.uint8).numpy()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,7 +353,7 @@ def write_merged_weights(ctx: BuildContext, out_dir: Path, *, dtype: str, max_sh
                         if module is not None:
                             weight, energy[module] = module_delta(ctx.recipe.method, module, ctx.factors(module), ctx.weights,
                                                                   base=weight)
-                        background.submit(writer.write, spec.name, _tensor_bytes(weight, torch_dtype))
+                        background.submit(writer.write, spec.name, _tensor_bytes(weight, torch_dtype, spec.name))
                     done += spec.nbytes
                     ctx.progress(done / max(total, 1), spec.name)
             ctx.record(out_dir / name, digest.hexdigest())
@@ -397,8 +410,9 @@ def build_adapter(ctx: BuildContext) -> dict[str, Any]:
     with SafetensorsStreamWriter(path, specs, metadata={"format": "pt"}, digest=digest) as writer:
         for index, module in enumerate(modules):
             a, b, energy[module] = module_factors(method, module, ctx.factors(module), ctx.weights, params["rank"])
-            writer.write(f"base_model.model.{module}.lora_A.weight", _tensor_bytes(a, torch_dtype))
-            writer.write(f"base_model.model.{module}.lora_B.weight", _tensor_bytes(b, torch_dtype))
+            for factor, tensor in (("A", a), ("B", b)):
+                name = f"base_model.model.{module}.lora_{factor}.weight"
+                writer.write(name, _tensor_bytes(tensor, torch_dtype, name))
             ctx.progress((index + 1) / len(modules), module)
     ctx.record(path, digest.hexdigest())
     rank = max(ranks.values())

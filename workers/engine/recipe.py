@@ -30,6 +30,8 @@ from workers.engine.errors import EngineInputError, quote
 from workers.engine.safetensors_io import FLOAT_DTYPES, TensorInfo, read_header
 
 MAX_ADAPTERS = 32
+# An adapter's weight scales its delta: past this a stack is noise (1e308 makes every tensor inf), never a model.
+MAX_WEIGHT = 100.0
 MAX_RANK = 65536
 DEFAULT_MAX_SHARD_BYTES = 5_000_000_000  # transformers' own default shard size ("5GB")
 SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")  # patterns here are used with fullmatch
@@ -69,6 +71,21 @@ def _finite(value: Any, field: str) -> float:
     if number is None:
         raise EngineInputError("must be a finite number", field=field)
     return float(f"{number:.12g}") + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def parse_weight(value: Any, field: str) -> float:
+    """An adapter's weight: a finite, non-zero number with |weight| <= MAX_WEIGHT, in its canonical form."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EngineInputError(f"expected a number, got {type(value).__name__}", field=field, code="type")
+    number = _real(value)
+    if number is None or abs(number) > MAX_WEIGHT:
+        shown = f"{number:g}" if number is not None else "not finite" if isinstance(value, float) else "too large"
+        raise EngineInputError(f"weight {shown} is out of range; a weight is a number from {-MAX_WEIGHT:g} to "
+                               f"{MAX_WEIGHT:g}", field=field)
+    weight = _finite(number, field)
+    if weight == 0.0:
+        raise EngineInputError("a weight of 0 adds nothing; remove the adapter instead", field=field)
+    return weight
 
 
 def _density(value: Any, field: str) -> float:
@@ -377,9 +394,7 @@ def _parse_adapters(raw: Any) -> tuple[AdapterRef, ...]:
         match = ADAPTER_REF_RE.fullmatch(item.get("ref") if isinstance(item.get("ref"), str) else "")
         if match is None:
             raise EngineInputError('expected "owner/name@version", e.g. "alice/sql-helper@2"', field=f"{field}.ref")
-        weight = _finite(item.get("weight", 1.0), f"{field}.weight")
-        if weight == 0.0:
-            raise EngineInputError("a weight of 0 adds nothing; remove the adapter instead", field=f"{field}.weight")
+        weight = parse_weight(item.get("weight", 1.0), f"{field}.weight")
         adapter = AdapterRef(
             ref=f"{match['repo']}@{int(match['version'])}", sha256=_sha256(item.get("sha256"), f"{field}.sha256"), weight=weight
         )

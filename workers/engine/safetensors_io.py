@@ -3,7 +3,8 @@
 The format: an 8-byte little-endian header length N, N bytes of JSON mapping tensor names to
 {dtype, shape, data_offsets} (offsets relative to the end of the header), then the data.
 `parse_header` checks everything a malicious or truncated file can lie about before any byte of
-tensor data is touched; it never raises anything but EngineInputError.
+tensor data is touched; it never raises anything but EngineInputError, and a file that is really
+something else (a pickle, a zip, a GGUF...) is named for what it is (`magic.identify`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from workers.engine.errors import EngineInputError
 from workers.engine.fsutil import atomic_writer
+from workers.engine.magic import MAX_SAFETENSORS_HEADER, SAFETENSORS, SNIFF_BYTES, identify
 
 DTYPE_SIZES: dict[str, int] = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1,
@@ -28,7 +30,7 @@ DTYPE_SIZES: dict[str, int] = {
     "I64": 8, "U64": 8, "F64": 8,
 }
 FLOAT_DTYPES = frozenset({"F16", "BF16", "F32", "F64"})
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # the same bound the safetensors library enforces
+MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER
 MAX_TENSOR_RANK = 8
 
 
@@ -54,6 +56,10 @@ class SafetensorsHeader:
 
 def parse_header(prefix: bytes, file_size: int, *, file: str = "model.safetensors") -> SafetensorsHeader:
     """Validate a safetensors header given the file's first bytes (at least 8 + N) and its total size."""
+    found = identify(prefix[:SNIFF_BYTES])
+    if found is not None and found is not SAFETENSORS:
+        # Say what the file is, not that its first 8 bytes make an absurd header length.
+        raise EngineInputError(f"is {found.name}, not safetensors: {found.fix}", file=file, code="not_safetensors")
     if file_size < 8 or len(prefix) < 8:
         raise EngineInputError("file is shorter than the 8-byte header length", file=file, code="truncated")
     (header_len,) = struct.unpack("<Q", prefix[:8])
@@ -140,11 +146,11 @@ def read_header(path: Path | str) -> SafetensorsHeader:
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as handle:
-        head = handle.read(8)
-        if len(head) == 8:
-            (header_len,) = struct.unpack("<Q", head)
-            if 0 < header_len <= MAX_HEADER_BYTES:
-                head += handle.read(header_len)
+        head = handle.read(SNIFF_BYTES)  # also what `identify` needs to name a file that is not safetensors
+        if len(head) >= 8:
+            (header_len,) = struct.unpack("<Q", head[:8])
+            if 0 < header_len <= MAX_HEADER_BYTES and len(head) < 8 + header_len:
+                head += handle.read(8 + header_len - len(head))
     return parse_header(head, size, file=path.name)
 
 

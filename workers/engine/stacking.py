@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from workers.engine.errors import EngineInputError
 from workers.engine.recipe import LOW_RANK_METHODS, AdapterInfo, MethodSpec
 from workers.engine.safetensors_io import TensorInfo
 
@@ -30,6 +31,19 @@ def tensor_from_bytes(raw: np.ndarray, dtype: str, shape: Sequence[int]) -> torc
     """A float32 tensor over one tensor's little-endian bytes (a writable uint8 array): F32 shares
     the buffer, other float dtypes are converted."""
     return torch.from_numpy(raw).view(TORCH_DTYPES[dtype]).reshape(tuple(shape)).float()
+
+
+def require_finite(tensor: torch.Tensor, name: str, *, where: str = "") -> None:
+    """Fail the build on a combined or written tensor holding NaN or infinity: a stack of those is no model."""
+    finite = torch.isfinite(tensor)
+    if bool(finite.all()):
+        return
+    nan = int(torch.isnan(tensor).sum())
+    raise EngineInputError(
+        f"the stack's output has {nan} NaN and {tensor.numel() - int(finite.sum()) - nan} infinite values{where}; "
+        "the adapters' weights (or their values) are too large to combine: lower the weights",
+        field=name, code="not_finite",
+    )
 
 
 @dataclass(frozen=True)
@@ -99,18 +113,27 @@ def _truncate(u: torch.Tensor, s: torch.Tensor, vh: torch.Tensor, rank: int) -> 
     return (vh * signs[:, None]).contiguous(), (u * (s_k * signs)).contiguous(), kept / total if total > 0 else 1.0
 
 
-def svd_dense(delta: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """The best rank-`rank` factors (A, B, energy kept) of a dense delta (Eckart-Young)."""
+def svd_dense(delta: torch.Tensor, rank: int, *, name: str = "delta") -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The best rank-`rank` factors (A, B, energy kept) of a dense delta (Eckart-Young).
+
+    A delta that is not finite fails the build naming `name` (an SVD of it fails obscurely).
+    """
+    require_finite(delta, name, where=" in its combined delta")
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
     return _truncate(u, s, vh, rank)
 
 
-def svd_low_rank(a: torch.Tensor, b: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+def svd_low_rank(a: torch.Tensor, b: torch.Tensor, rank: int, *, name: str = "delta") -> tuple[torch.Tensor, torch.Tensor, float]:
     """Truncate B A to `rank` without forming it: B = Q_b R_b, Aᵀ = Q_a R_a, then the SVD of the
-    small core R_b R_aᵀ = U S Vh gives B A = (Q_b U) S (Vh Q_aᵀ). Costs O((out + in) r²), not O(out·in·r)."""
+    small core R_b R_aᵀ = U S Vh gives B A = (Q_b U) S (Vh Q_aᵀ). Costs O((out + in) r²), not O(out·in·r).
+
+    Finite factors can still make a core that is not (1e20 · 1e20); that fails the build naming `name`.
+    """
     q_b, r_b = torch.linalg.qr(b)
     q_a, r_a = torch.linalg.qr(a.T)
-    u, s, vh = torch.linalg.svd(r_b @ r_a.T)
+    core = r_b @ r_a.T
+    require_finite(core, name, where=" in its combined delta")
+    u, s, vh = torch.linalg.svd(core)
     return _truncate(q_b @ u, s, vh @ q_a.T, rank)
 
 
@@ -223,10 +246,10 @@ def module_factors(
     """
     if method.name not in LOW_RANK_METHODS:
         delta = generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs)
-        return svd_dense(delta, rank)
+        return svd_dense(delta, rank, name=f"{module}.weight")
     a, b = cat_factors(factors, weights)
     rank = _capped_rank(method, rank)
-    return (a, b, 1.0) if rank is None else svd_low_rank(a, b, rank)
+    return (a, b, 1.0) if rank is None else svd_low_rank(a, b, rank, name=f"{module}.weight")
 
 
 def module_delta(

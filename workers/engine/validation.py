@@ -3,7 +3,8 @@
 Every check is a named `Check` with a message that says which file, field or tensor is wrong and
 what was expected. Validation goes on past failures wherever later checks still make sense, so an
 uploader sees every problem at once; a check whose prerequisite failed is still reported, as
-skipped with the reason. Nothing here unpickles: pickle formats are refused by their name.
+skipped with the reason. Nothing here unpickles: pickle formats are refused by their name and by their
+first bytes (`magic.identify`), whatever the file is called.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
 from workers.engine.cards import Card, card_base_models, card_license, check_card_fields, read_card
 from workers.engine.errors import EngineInputError, quote
+from workers.engine.magic import identify, read_head
 from workers.engine.safetensors_io import (
     DTYPE_SIZES,
     FLOAT_DTYPES,
@@ -232,7 +234,7 @@ def validate_adapter(
     folder = Path(folder)
     checks = Checks()
     stats: dict[str, Any] = {}
-    usable = _check_adapter_files(checks, scan_folder(folder), max_file_bytes)
+    usable = _check_adapter_files(checks, folder, scan_folder(folder), max_file_bytes)
     stats["file_bytes"] = (folder / ADAPTER_WEIGHTS).stat().st_size if ADAPTER_WEIGHTS in usable else None
 
     config = None
@@ -278,15 +280,20 @@ def _card_agrees(card: Card, expected_base: str) -> str:
     return ", ".join(named)
 
 
-def _check_adapter_files(checks: Checks, listing: FolderListing, max_file_bytes: int) -> set[str]:
+def _check_adapter_files(checks: Checks, folder: Path, listing: FolderListing, max_file_bytes: int) -> set[str]:
     missing = [name for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if name not in listing.files]
     checks.add("files.required", not missing,
                f"missing {' and '.join(missing)}; a LoRA upload is what PEFT's model.save_pretrained(dir, "
                "safe_serialization=True) writes" if missing else f"{ADAPTER_CONFIG} and {ADAPTER_WEIGHTS} are present")
-    pickles = [name for name in listing.files if name.lower().endswith(PICKLE_SUFFIXES)]
+    # A pickle under any name is a pickle: by its suffix, or by its first bytes whatever it is called.
+    named = [name for name in listing.files if name.lower().endswith(PICKLE_SUFFIXES)]
+    sniffed = {name: identify(read_head(folder / name)) for name in listing.files if name not in named}
+    disguised = {name: found for name, found in sniffed.items() if found is not None and found.pickle}
+    pickles = [*named, *disguised]
     checks.problems("files.pickle", [
-        f"{name} is a pickle file, which can run code when loaded, so the hub never opens it; convert it to "
-        f"safetensors with model.save_pretrained(dir, safe_serialization=True) or safetensors.torch.save_file"
+        f"{name} is {disguised[name].name + ' despite its name' if name in disguised else 'a pickle file'}, which "
+        f"can run code when loaded, so the hub never opens it; convert it to safetensors with "
+        f"model.save_pretrained(dir, safe_serialization=True) or safetensors.torch.save_file"
         f"(torch.load('{name}', weights_only=True), '{ADAPTER_WEIGHTS}')" for name in pickles
     ], "no pickle files")
     unexpected = [f"{name} is {what}" for name, what in listing.others.items()]

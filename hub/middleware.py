@@ -1,0 +1,117 @@
+"""A client's mistake answers a 4xx, never a 500.
+
+A NUL character in the path, the query string or a form post is refused before any view runs: PostgreSQL text
+cannot hold one, so every filter on it fails (and a streamed response fails mid-body, after its 200). The hub's
+known refusals (ApiError, the services' errors, an oversized body) raised where no handler turns them into a
+response, as in a page calling a helper it shares with the API, answer with their own status: JSON in the error
+format of the API view that raised them, an error page otherwise.
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from hub.api.errors import ApiError
+from hub.api.errors import exception_handler as api_exception_handler
+from hub.catalog.uploads import UploadError
+from hub.evals.services import RerunRefused
+from hub.moderation.services import ModerationError
+from hub.moderation.targets import TargetNotFound
+from hub.stacks.services import StackRequestError
+
+
+class ClientErrorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            refused = _contains_nul(request)
+        except SuspiciousOperation as exc:  # a form body over the limits
+            response = self.process_exception(request, exc)
+            if response is None:
+                raise
+            return response
+        if refused:
+            return error_response(request, ApiError("nul_character", "the address and form fields must not contain "
+                                                                     "NUL characters (%00)"))
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        error = known_error(exception)
+        if error is None and isinstance(exception, SuspiciousOperation) and _api_view(request):
+            error = _refused_body(exception)  # Django's own answer is an HTML page
+        return None if error is None else error_response(request, error)
+
+
+def _contains_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path or "\x00" in unquote(request.META.get("QUERY_STRING", "")):
+        return True
+    # Form posts too (pages' CSRF check reads them anyway), except an API's multipart body: it streams on to the view
+    # (uploads), whose serializer fields refuse NUL themselves.
+    if request.method != "POST" or (request.content_type == "multipart/form-data" and _api_view(request)):
+        return False
+    return any("\x00" in key or "\x00" in "".join(values) for key, values in request.POST.lists())
+
+
+def known_error(exc: Exception) -> ApiError | None:
+    """One of the hub's own refusals, as the ApiError the API answers it with (None for anything else)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ModerationError):
+        return ApiError(exc.code, exc.message, status_code=exc.status)
+    if isinstance(exc, UploadError):
+        return ApiError(exc.code, str(exc), status_code=exc.status)
+    if isinstance(exc, StackRequestError):
+        return ApiError("invalid_recipe", str(exc), details={"field": exc.field})
+    if isinstance(exc, TargetNotFound):
+        return ApiError("not_found", str(exc), status_code=404)
+    if isinstance(exc, RerunRefused):
+        return ApiError("run_busy", str(exc), status_code=409)
+    return None
+
+
+def _refused_body(exc: SuspiciousOperation) -> ApiError:
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return ApiError("too_large", f"the request body is over {limit} bytes; upload large files in chunks "
+                                     "with /api/v1/uploads", status_code=413)
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return ApiError("too_many_fields", str(exc))
+    return ApiError("bad_request", "the request was refused")
+
+
+def _api_view(request: HttpRequest) -> type[APIView] | None:
+    """The DRF view class the request's path leads to, if any."""
+    try:
+        match = getattr(request, "resolver_match", None) or resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return None
+    view_class = getattr(match.func, "view_class", None)  # as_view() keeps the class there
+    return view_class if isinstance(view_class, type) and issubclass(view_class, APIView) else None
+
+
+def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
+    """JSON in the error format of the API view at this path (the HF-compatible ones have their own), or a page."""
+    view_class = _api_view(request)
+    if view_class is None and not request.path.startswith("/api/"):
+        status = error.status_code
+        return render(request, "404.html" if status == 404 else "error.html", {
+            "status": status, "title": http.HTTPStatus(status).phrase, "exception": str(error.detail),
+        }, status=status)
+    handler = view_class().get_exception_handler() if view_class else api_exception_handler
+    response = handler(error, {"request": request, "view": None, "args": (), "kwargs": {}})
+    response.accepted_renderer = JSONRenderer()
+    response.accepted_media_type = JSONRenderer.media_type
+    response.renderer_context = {}
+    return response.render()

@@ -21,13 +21,9 @@ from django.urls import Resolver404, resolve
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from hub.api.errors import ApiError
+from hub.api.errors import ApiError, as_api_error
 from hub.api.errors import exception_handler as api_exception_handler
-from hub.catalog.uploads import UploadError
-from hub.evals.services import RerunRefused
-from hub.moderation.services import ModerationError
-from hub.moderation.targets import TargetNotFound
-from hub.stacks.services import StackRequestError
+from hub.core.errors import ServiceError
 
 
 class ClientErrorMiddleware:
@@ -68,16 +64,8 @@ def known_error(exc: Exception) -> ApiError | None:
     """One of the hub's own refusals, as the ApiError the API answers it with (None for anything else)."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ModerationError):
-        return ApiError(exc.code, exc.message, status_code=exc.status)
-    if isinstance(exc, UploadError):
-        return ApiError(exc.code, str(exc), status_code=exc.status)
-    if isinstance(exc, StackRequestError):
-        return ApiError("invalid_recipe", str(exc), details={"field": exc.field})
-    if isinstance(exc, TargetNotFound):
-        return ApiError("not_found", str(exc), status_code=404)
-    if isinstance(exc, RerunRefused):
-        return ApiError("run_busy", str(exc), status_code=409)
+    if isinstance(exc, ServiceError):
+        return as_api_error(exc)
     return None
 
 

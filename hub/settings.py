@@ -178,7 +178,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 FILE_UPLOAD_TEMP_DIR = None
 
 # Workers hold what they work on under a short lease that a heartbeat renews every third of it
-# (hub/leases.py): a dead worker's claim lapses within one lease and the beat's requeue (every
+# (hub/core/leases.py): a dead worker's claim lapses within one lease and the beat's requeue (every
 # REQUEUE_EVERY_SECONDS) hands the work to another, so lost work comes back within about two minutes.
 # Versions left `uploaded` for REQUEUE_UPLOADED_AFTER_SECONDS are enqueued again (a lost message).
 VALIDATION_LEASE_SECONDS = env_int("VALIDATION_LEASE_SECONDS", 60)
@@ -212,16 +212,19 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Each app's tasks (hub/<app>/tasks.py) name their queue: uploads, builds or evals.
 CELERY_TASK_DEFAULT_QUEUE = "uploads"
-CELERY_TASK_ROUTES = {
-    "workers.tasks.build_stack": {"queue": "builds"},
-    "workers.tasks.run_eval": {"queue": "evals"},
-}
 CELERY_TASK_ALWAYS_EAGER = False
+_REQUEUE_EVERY_SECONDS = env_int("REQUEUE_EVERY_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stale-work": {"task": "workers.tasks.requeue_stale_work", "schedule": env_int("REQUEUE_EVERY_SECONDS", 60)},
-    "expire-upload-sessions": {"task": "workers.tasks.expire_upload_sessions",
-                               "schedule": UPLOAD_SESSION_EXPIRE_EVERY_SECONDS},
+    "requeue-stale-validations": {"task": "catalog.requeue_stale_validations", "schedule": _REQUEUE_EVERY_SECONDS,
+                                  "options": {"queue": "uploads"}},
+    "requeue-stale-builds": {"task": "stacks.requeue_stale_builds", "schedule": _REQUEUE_EVERY_SECONDS,
+                             "options": {"queue": "builds"}},
+    "requeue-stale-evals": {"task": "evals.requeue_stale_runs", "schedule": _REQUEUE_EVERY_SECONDS,
+                            "options": {"queue": "evals"}},
+    "expire-upload-sessions": {"task": "catalog.expire_upload_sessions",
+                               "schedule": UPLOAD_SESSION_EXPIRE_EVERY_SECONDS, "options": {"queue": "uploads"}},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -9,7 +9,7 @@ import pytest
 
 from hub.catalog.models import Version, VersionState
 from hub.catalog.services import version_claim_for_validation, version_renew_validation_lease
-from hub.leases import lease_heartbeat
+from hub.core.leases import lease_heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LEASE = 1  # seconds; the heartbeat renews it every third

@@ -9,6 +9,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from hub.core.errors import ServiceError
+
 
 class ApiError(exceptions.APIException):
     """Raise from views and services' callers with a stable code."""
@@ -28,8 +30,14 @@ def _flatten(detail: object) -> str:
     return str(detail)
 
 
+def as_api_error(exc: ServiceError) -> ApiError:
+    return ApiError(exc.code, exc.message, status_code=exc.status, details=exc.details)
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, Http404):
+    if isinstance(exc, ServiceError):
+        exc = as_api_error(exc)
+    elif isinstance(exc, Http404):
         exc = ApiError("not_found", str(exc) or "not found", status_code=404)
     elif isinstance(exc, PermissionDenied):
         exc = ApiError("permission_denied", str(exc) or "permission denied", status_code=403)

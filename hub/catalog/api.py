@@ -25,14 +25,13 @@ from hub.catalog.models import BaseModel, RepoKind, Repository, UploadSession, V
 from hub.catalog.services import version_record_download
 from hub.catalog.uploads import (
     IncomingFile,
-    UploadError,
     upload_session_append,
     upload_session_complete,
     upload_session_create,
     upload_session_get,
     upload_version,
 )
-from hub.params import ascii_int
+from hub.core.params import ascii_int
 from workers.engine.errors import quote
 
 
@@ -212,10 +211,6 @@ class VersionCreatedOut(VersionOut):
         fields = [*VersionOut.Meta.fields, "status_url", "page_url", "status_page_url"]
 
 
-def raise_upload_error(exc: UploadError):
-    raise ApiError(exc.code, str(exc), status_code=exc.status)
-
-
 def version_created_response(request: Request, version: Version) -> Response:
     repo = version.repository
     kwargs = {"owner": repo.owner.username, "name": repo.name, "number": version.number}
@@ -329,14 +324,11 @@ class VersionListUpload(generics.ListAPIView):
         missing = [p for p, s in sessions.items() if s is None]
         if missing:
             raise ApiError("unknown_upload", f"{missing[0]}: no upload session {session_ids[missing[0]]} of yours")
-        try:
-            version = upload_version(
-                kind=kind, owner=request.user, name=name, base_model=base_model,
-                summary=data.validated_data.get("summary", ""), sessions=sessions,
-                files=[IncomingFile(path=f.name, stream=f, size=f.size) for f in uploaded],
-            )
-        except UploadError as exc:
-            raise_upload_error(exc)
+        version = upload_version(
+            kind=kind, owner=request.user, name=name, base_model=base_model,
+            summary=data.validated_data.get("summary", ""), sessions=sessions,
+            files=[IncomingFile(path=f.name, stream=f, size=f.size) for f in uploaded],
+        )
         return version_created_response(request, version)
 
 
@@ -394,19 +386,13 @@ class UploadSessionCreate(APIView):
     def post(self, request: Request) -> Response:
         data = UploadSessionIn(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            session = upload_session_create(owner=request.user, **data.validated_data)
-        except UploadError as exc:
-            raise_upload_error(exc)
+        session = upload_session_create(owner=request.user, **data.validated_data)
         return Response(UploadSessionOut(session).data, status=201)
 
 
 def own_session(request: Request, session_id) -> UploadSession:
     """The caller's session; an expired one answers 404 `upload_expired` (and is deleted then)."""
-    try:
-        return upload_session_get(owner=request.user, session_id=session_id)
-    except UploadError as exc:
-        raise_upload_error(exc)
+    return upload_session_get(owner=request.user, session_id=session_id)
 
 
 # ASCII digits, at most 18 (a 64-bit offset): `int()` of thousands of digits is an error, not a number.
@@ -459,11 +445,8 @@ class UploadSessionDetail(APIView):
     def put(self, request: Request, session_id) -> Response:
         session = own_session(request, session_id)
         offset, length, total = chunk_position(request)
-        try:
-            session = upload_session_append(session=session, offset=offset, stream=request._request, length=length,
-                                            total=total)
-        except UploadError as exc:
-            raise_upload_error(exc)
+        session = upload_session_append(session=session, offset=offset, stream=request._request, length=length,
+                                        total=total)
         return Response(UploadSessionOut(session).data)
 
 
@@ -473,9 +456,6 @@ class UploadSessionComplete(APIView):
     def post(self, request: Request, session_id) -> Response:
         data = UploadCompleteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            session = upload_session_complete(session=own_session(request, session_id),
-                                              sha256=data.validated_data["sha256"])
-        except UploadError as exc:
-            raise_upload_error(exc)
+        session = upload_session_complete(session=own_session(request, session_id),
+                                          sha256=data.validated_data["sha256"])
         return Response(UploadSessionOut(session).data)

@@ -26,9 +26,8 @@ from hub.catalog.models import (
     VersionFile,
     VersionState,
 )
-from hub.catalog.signals import version_published
-from hub.leases import claim_with_lease, lease_expired, renew_lease
-from hub.tasks import enqueue
+from hub.catalog.signals import version_passed_validation, version_published, version_uploaded
+from hub.core.leases import claim_with_lease, lease_expired, renew_lease
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
     VersionState.UPLOADED: {VersionState.VALIDATING},
@@ -108,7 +107,7 @@ def version_create(
     created_by: User,
     base_model: BaseModel | None = None,
 ) -> Version:
-    """Record a new version in state `uploaded` from already stored blobs; validation is enqueued on commit."""
+    """Record a new version in state `uploaded` from already stored blobs; validation follows on commit."""
     from workers.engine.cards import parse_card
     from workers.engine.errors import EngineInputError
 
@@ -139,7 +138,7 @@ def version_create(
         state=VersionState.PUBLISHED,
         repository__in=_repositories_named(RepoKind.ADAPTER, card_list(card, "parent_adapters"))))
     Repository.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
-    transaction.on_commit(lambda: enqueue("workers.tasks.validate_version", version.pk))
+    version_uploaded.send(sender=Version, version_id=version.pk)
     return version
 
 
@@ -205,7 +204,6 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
     `files` replaces the version's files (an uploaded archive becomes the files it held). A version
     that passed enters the review queue (a trusted uploader's only when sampled).
     """
-    from hub.moderation.services import review_item_open  # moderation builds on the catalog: import late
     locked = Version.objects.select_for_update().get(pk=version.pk)
     if locked.state != VersionState.VALIDATING:
         return locked  # someone else finished it first
@@ -234,19 +232,18 @@ def version_record_validation(*, version: Version, report: dict, files: Mapping[
     locked.lease_expires_at = None
     locked.save()
     if not failures:
-        review_item_open(version=locked)
+        version_passed_validation.send(sender=Version, version=locked)
     return locked
 
 
 def versions_requeue_stale(*, uploaded_after_seconds: int) -> list[int]:
-    """Enqueue validation again for versions whose task was lost (broker lost it, or the worker died)."""
-    stale = Version.objects.filter(
+    """Validate again the versions whose task was lost (the broker lost it, or the worker died)."""
+    ids = list(Version.objects.filter(
         Q(state=VersionState.UPLOADED, created_at__lt=timezone.now() - timedelta(seconds=uploaded_after_seconds))
         | (Q(state=VersionState.VALIDATING) & lease_expired())
-    ).values_list("pk", flat=True)
-    ids = list(stale)
+    ).values_list("pk", flat=True))
     for version_id in ids:
-        enqueue("workers.tasks.validate_version", version_id)
+        version_uploaded.send(sender=Version, version_id=version_id)
     return ids
 
 

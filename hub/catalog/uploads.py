@@ -29,17 +29,16 @@ from hub.accounts.models import User
 from hub.catalog.blobstore import BlobIntegrityError
 from hub.catalog.models import BaseModel, Blob, Repository, UploadSession, Version
 from hub.catalog.services import blob_put_file, blob_put_stream, repository_get_or_create, version_create
+from hub.core.errors import ServiceError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
 
 
-class UploadError(ValueError):
+class UploadError(ServiceError):
     """A refused upload: `code` is stable for clients, the message names the file and the limit."""
 
     def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+        super().__init__(message, code=code, status=status)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from hub.api.errors import ApiError
 from hub.api.schema import api_error
 from hub.catalog.models import RepoKind
 from hub.catalog.selectors import base_model_get, repository_get_visible
+from hub.core.params import ascii_int
 from hub.evals import selectors
 from hub.evals.models import EvalRun
-from hub.evals.services import RerunRefused, eval_run_rerun
-from hub.params import ascii_int
+from hub.evals.services import eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
@@ -117,10 +117,7 @@ class RunRerun(APIView):
     @extend_schema(request=None, responses={202: RunBriefOut, 409: api_error("the run is being worked on now")})
     def post(self, request: Request, run_id: int) -> Response:
         run = selectors.run_get_visible(request.user, run_id)
-        try:
-            run = eval_run_rerun(run=run, moderator=request.user)
-        except RerunRefused as exc:
-            raise ApiError("run_busy", str(exc), status_code=409) from None
+        run = eval_run_rerun(run=run, moderator=request.user)
         return Response(RunBriefOut(run).data, status=202)
 
 

@@ -16,20 +16,22 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.catalog.models import BaseModel, RepoKind, Repository, Version
+from hub.core.errors import ServiceError
+from hub.core.leases import claim_with_lease, count_attempt, lease_expired, renew_lease
 from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
 from hub.evals.selectors import latest_published_versions, retention_by_version
+from hub.evals.signals import eval_run_queued
 from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
-from hub.leases import claim_with_lease, count_attempt, lease_expired, renew_lease
 from hub.stacks.models import StackBuild
-from hub.tasks import enqueue
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
-TASK_NAME = "workers.tasks.run_eval"
 
-
-class RerunRefused(ValueError):
+class RerunRefused(ServiceError):
     """A run that is being worked on right now cannot be re-run."""
+
+    code = "run_busy"
+    status = 409
 
 
 def eval_run_ensure(*, suite: SuiteRef, subject: Subject) -> EvalRun:
@@ -50,7 +52,7 @@ def eval_run_ensure(*, suite: SuiteRef, subject: Subject) -> EvalRun:
         },
     )
     if created and not failed:
-        transaction.on_commit(lambda: enqueue(TASK_NAME, run.pk))
+        eval_run_queued.send(sender=EvalRun, run_id=run.pk)
     return run
 
 
@@ -164,7 +166,7 @@ def eval_run_rerun(*, run: EvalRun, moderator: User) -> EvalRun:
     locked.refresh_from_db()
     audit_record(actor=moderator, action="eval.rerun", target_kind="eval_run", target_id=locked.pk,
                  target_label=str(locked), before=before, after={"state": locked.state})
-    transaction.on_commit(lambda: enqueue(TASK_NAME, locked.pk))
+    eval_run_queued.send(sender=EvalRun, run_id=locked.pk)
     return locked
 
 
@@ -190,7 +192,7 @@ def eval_runs_requeue_stale(*, queued_after_seconds: int) -> list[int]:
     ids = list(stale.values_list("pk", flat=True))
     EvalRun.objects.filter(pk__in=ids, state=RunState.QUEUED).update(enqueued_at=timezone.now())
     for run_id in ids:
-        enqueue(TASK_NAME, run_id)
+        eval_run_queued.send(sender=EvalRun, run_id=run_id)
     return ids
 
 

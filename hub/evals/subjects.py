@@ -16,7 +16,7 @@ from typing import Any
 from hub.catalog.models import BaseModel, Version
 from hub.evals.models import EvalRun, Runtime, SubjectKind
 from hub.stacks.models import StackBuild
-from workers.engine.gguf_outputs import RUNTIME_MANIFEST
+from workers.engine.outputs import RUNTIME_MANIFEST
 
 # (path, sha256) pairs: the files of one folder the worker materializes.
 Files = tuple[tuple[str, str], ...]

@@ -28,7 +28,7 @@ from django.conf import settings
 
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionState
-from hub.params import ascii_int
+from hub.core.params import ascii_int
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,

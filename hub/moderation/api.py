@@ -18,6 +18,7 @@ from hub.api.errors import ApiError
 from hub.api.fields import RequiredText, TextField
 from hub.api.schema import api_error
 from hub.catalog.api import FileOut
+from hub.core.params import ascii_int
 from hub.moderation import selectors
 from hub.moderation.models import (
     AuditEntry,
@@ -31,7 +32,6 @@ from hub.moderation.models import (
 )
 from hub.moderation.services import (
     BULK_DECISIONS,
-    ModerationError,
     report_create,
     reports_resolve,
     review_item_claim,
@@ -40,8 +40,7 @@ from hub.moderation.services import (
     review_items_decide_bulk,
     takedown_lift,
 )
-from hub.moderation.targets import TARGET_TYPES, TargetNotFound, target_type
-from hub.params import ascii_int
+from hub.moderation.targets import TARGET_TYPES, target_type
 
 REVIEW = "moderation.review_version"
 RESOLVE = "moderation.resolve_report"
@@ -59,17 +58,10 @@ class ModeratorPermission(permissions.BasePermission):
 
 
 class ModerationApi:
-    """Base for moderation views: the permission check, and ModerationError as a JSON error."""
+    """Base for moderation views: the permission check (refusals are answered by the API's exception handler)."""
 
     required_perm = REVIEW
     permission_classes = [TokenScopePermission, ModeratorPermission]
-
-    def handle_exception(self, exc):
-        if isinstance(exc, ModerationError):
-            exc = ApiError(exc.code, exc.message, status_code=exc.status)
-        elif isinstance(exc, TargetNotFound):
-            exc = ApiError("not_found", str(exc), status_code=404)
-        return super().handle_exception(exc)
 
 
 # --- serializers -----------------------------------------------------------------------------------------

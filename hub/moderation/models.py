@@ -46,7 +46,7 @@ class ReviewItem(models.Model):
     skipped_checks = models.PositiveIntegerField(default=0)
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
-    lease_expires_at = models.DateTimeField(null=True, blank=True)  # the claim lapses then (hub.leases)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)  # the claim lapses then (hub.core.leases)
     status = models.CharField(max_length=20, choices=ReviewStatus.choices, default=ReviewStatus.OPEN)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")

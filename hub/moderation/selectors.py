@@ -20,6 +20,7 @@ from hub.accounts.models import User
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import Version, VersionFile, VersionState
+from hub.core.params import ascii_int
 from hub.moderation.models import (
     AuditEntry,
     Notification,
@@ -31,7 +32,6 @@ from hub.moderation.models import (
     TakedownKind,
 )
 from hub.moderation.targets import Target, TargetNotFound, target_get, target_of_version
-from hub.params import ascii_int
 
 # The queue's flags: name → (what it means, the condition on ReviewItem).
 QUEUE_FLAGS: dict[str, tuple[str, Q]] = {

@@ -22,7 +22,8 @@ from hub.accounts.models import User
 from hub.accounts.services import user_ban
 from hub.catalog.models import Version, VersionState
 from hub.catalog.services import InvalidTransition, version_set_state
-from hub.leases import claim_with_lease, lease_expired
+from hub.core.errors import ServiceError
+from hub.core.leases import claim_with_lease, lease_expired
 from hub.moderation.audit import audit_record
 from hub.moderation.models import (
     Notification,
@@ -50,14 +51,11 @@ DECISIONS: dict[str, str] = {
 BULK_DECISIONS = ("approve", "reject")
 
 
-class ModerationError(Exception):
+class ModerationError(ServiceError):
     """A refused moderation request; `code` is stable (the API returns it), `message` is for people."""
 
     def __init__(self, code: str, message: str, *, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(message, code=code, status=status)
 
 
 def _target(kind: str, target_id: int, *, visible_to: User | None = None) -> Target:

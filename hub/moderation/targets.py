@@ -22,12 +22,16 @@ from hub.accounts.models import User
 from hub.catalog.models import RepoKind, Version, VersionState
 from hub.catalog.selectors import versions_visible_to
 from hub.catalog.services import version_set_state
+from hub.core.errors import ServiceError
 
 Viewer = User | AnonymousUser | None  # None: no restriction
 
 
-class TargetNotFound(LookupError):
-    pass
+class TargetNotFound(ServiceError):
+    """No such item, or one the caller cannot see (the two answer alike)."""
+
+    code = "not_found"
+    status = 404
 
 
 @dataclass(frozen=True)

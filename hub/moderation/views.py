@@ -21,6 +21,7 @@ from hub.accounts.models import Role, User
 from hub.accounts.services import user_set_role
 from hub.catalog.models import RepoKind
 from hub.catalog.selectors import base_models_all
+from hub.core.params import ascii_int
 from hub.moderation import selectors
 from hub.moderation.models import RejectReason, ReportReason, Resolution
 from hub.moderation.services import (
@@ -35,7 +36,6 @@ from hub.moderation.services import (
     takedown_lift,
 )
 from hub.moderation.targets import TargetNotFound, target_get
-from hub.params import ascii_int
 
 PAGE_SIZE = 50
 View = Callable[..., HttpResponse]

@@ -14,7 +14,7 @@ from hub.api.schema import api_error, download_schema
 from hub.catalog.downloads import Download, serve_blob
 from hub.stacks import selectors
 from hub.stacks.models import BuildState, StackBuild
-from hub.stacks.services import StackRequestError, stack_record_download, stack_request
+from hub.stacks.services import stack_record_download, stack_request
 
 
 class StackRecipeIn(serializers.Serializer):
@@ -105,10 +105,7 @@ class StackListCreate(generics.ListAPIView):
 
     @extend_schema(request=StackRecipeIn, responses={200: StackOut, 202: StackOut})
     def post(self, request: Request) -> Response:
-        try:
-            build, _ = stack_request(user=request.user, request=request.data)
-        except StackRequestError as exc:
-            raise ApiError("invalid_recipe", str(exc), details={"field": exc.field}) from None
+        build, _ = stack_request(user=request.user, request=request.data)
         build = selectors.stack_get(build.recipe_hash)
         return Response(StackOut(build).data, status=200 if build.state == BuildState.READY else 202)
 

@@ -11,22 +11,27 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
-from hub.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
-from hub.params import ascii_int
+from hub.core.errors import ServiceError
+from hub.core.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
+from hub.core.params import ascii_int
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
-from hub.stacks.signals import stack_ready
-from hub.tasks import enqueue
+from hub.stacks.signals import stack_queued, stack_ready
 from workers.engine.errors import EngineInputError, quote
-from workers.engine.recipe import MAX_ADAPTERS, Recipe, parse_weight
+from workers.engine.fields import parse_weight
+from workers.engine.recipe import MAX_ADAPTERS, Recipe
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 ENTRY_KEYS = ("adapter", "version", "weight")
 MAX_VERSION = 999_999_999  # the recipe's refs allow nine digits
 
 
-class StackRequestError(ValueError):
+class StackRequestError(ServiceError):
+    """A recipe the hub refuses, naming the field (`adapters[2].weight`) and what was expected."""
+
+    code = "invalid_recipe"
+
     def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+        super().__init__(f"{field}: {message}" if field else message, details={"field": field})
         self.field = field
 
 
@@ -138,7 +143,7 @@ def stack_request(*, user: User | None, request: Mapping[str, Any]) -> tuple[Sta
             )
             StackAdapter.objects.bulk_create([StackAdapter(build=build, version=v, position=i, weight=w)
                                               for i, (v, w) in enumerate(members)])
-            transaction.on_commit(lambda: enqueue("workers.tasks.build_stack", build.pk))
+            stack_queued.send(sender=StackBuild, build_id=build.pk)
             return build, True
     except IntegrityError:
         pass  # an identical recipe was requested before (or at the same moment): share its build
@@ -155,7 +160,7 @@ def stack_retry(*, build: StackBuild) -> None:
     if StackBuild.objects.filter(pk=build.pk, state=BuildState.FAILED).update(
         state=BuildState.QUEUED, failure_reason="", progress=0.0, progress_message="", lease_expires_at=None
     ):
-        transaction.on_commit(lambda: enqueue("workers.tasks.build_stack", build.pk))
+        stack_queued.send(sender=StackBuild, build_id=build.pk)
 
 
 def stack_claim(*, build_id: int, lease_seconds: int) -> StackBuild | None:
@@ -202,11 +207,11 @@ def stack_record_failure(*, build: StackBuild, reason: str, details: dict | None
 
 
 def stacks_requeue_stale() -> list[int]:
-    """Builds whose worker died (lease ran out) are enqueued again."""
+    """Builds whose worker died (lease ran out) are built again."""
     ids = list(StackBuild.objects.filter(Q(state__in=[BuildState.RUNNING, BuildState.VERIFYING]) & lease_expired())
                .values_list("pk", flat=True))
     for build_id in ids:
-        enqueue("workers.tasks.build_stack", build_id)
+        stack_queued.send(sender=StackBuild, build_id=build_id)
     return ids
 
 

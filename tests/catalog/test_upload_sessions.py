@@ -124,10 +124,10 @@ def test_a_completed_session_that_expired_cannot_make_a_version(make_user) -> No
 
 
 def test_the_beat_expires_idle_sessions_and_stray_part_files(make_user, settings, upload_dir: Path) -> None:
+    from hub.catalog.tasks import expire_upload_sessions
     from hub.celery import app
-    from workers.tasks import expire_upload_sessions
 
-    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "workers.tasks.expire_upload_sessions")
+    entry = next(e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "catalog.expire_upload_sessions")
     assert entry["schedule"] == settings.UPLOAD_SESSION_EXPIRE_EVERY_SECONDS and entry["task"] in app.tasks
     client = token_client(make_user("alice"))
     idle, busy = open_session(client, 4).json(), open_session(client, 4).json()

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.engine.bad_uploads import BAD_UPLOADS, BadUpload, build_good_dataset, tiny_base_models, zipped
-from workers.engine.validation import ValidationReport, validate_upload
+from workers.engine.checks import ValidationReport
+from workers.engine.validation import validate_upload
 
 
 @pytest.fixture(scope="module")

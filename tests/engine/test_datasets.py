@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.engine.bad_uploads import build_good_dataset, write_jsonl
+from workers.engine.checks import CARD, ValidationReport
 from workers.engine.datasets import DATASET_CHECKS, PREVIEW_CHARS, validate_dataset
 from workers.engine.tiny import write_card
-from workers.engine.validation import CARD, ValidationReport
 
 
 def rows_checks(report: ValidationReport, file: str) -> list[str]:

@@ -12,16 +12,10 @@ import pytest
 
 from workers.engine import recipe as recipe_module
 from workers.engine.errors import EngineInputError
-from workers.engine.recipe import (
-    MAX_ADAPTERS,
-    MAX_WEIGHT,
-    OUTPUT_KINDS,
-    OutputKind,
-    Recipe,
-    check_compatible,
-    read_adapter,
-    register_output,
-)
+from workers.engine.fields import MAX_WEIGHT
+from workers.engine.lora import check_compatible, read_adapter
+from workers.engine.outputs import OUTPUT_KINDS, OutputKind, register_output
+from workers.engine.recipe import MAX_ADAPTERS, Recipe
 from workers.engine.safetensors_io import SafetensorsStreamWriter, TensorSpec
 from workers.engine.shapes import module_shapes, weight_files
 

@@ -24,7 +24,8 @@ from workers.engine import ENGINE_VERSION
 from workers.engine.build import MANIFEST_NAME, BuildContext, build_stack, read_manifest
 from workers.engine.errors import EngineInputError
 from workers.engine.fsutil import sha256_file
-from workers.engine.recipe import OUTPUT_KINDS, OutputKind, Recipe, register_output
+from workers.engine.outputs import OUTPUT_KINDS, OutputKind, register_output
+from workers.engine.recipe import Recipe
 from workers.engine.tiny import build_tiny_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

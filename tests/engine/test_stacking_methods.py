@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workers.engine.recipe import MethodSpec
+from workers.engine.methods import MethodSpec
 from workers.engine.stacking import (
     Factors,
     adapter_rank,

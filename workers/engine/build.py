@@ -9,7 +9,7 @@ file is hashed while it is written, never read back; the inputs are hashed on a 
 while the build runs. The same recipe and inputs give
 byte-identical files on the same machine (nothing time- or order-dependent is written).
 
-Output kinds are looked up in `recipe.OUTPUT_KINDS`; a builder is `builder(ctx: BuildContext) ->
+Output kinds are looked up in `outputs.OUTPUT_KINDS`; a builder is `builder(ctx: BuildContext) ->
 dict` (extra manifest entries) and may reuse `write_merged_weights` and `write_model_files`.
 """
 
@@ -34,8 +34,9 @@ import torch
 from workers.engine import ENGINE_VERSION
 from workers.engine.background import OrderedBackground
 from workers.engine.errors import EngineInputError
-from workers.engine.fsutil import atomic_writer, sha256_file
-from workers.engine.recipe import AdapterInfo, Recipe, check_compatible, read_adapter
+from workers.engine.fsutil import atomic_writer, sha256_file, staging_prefix
+from workers.engine.lora import AdapterInfo, check_compatible, read_adapter
+from workers.engine.recipe import Recipe
 from workers.engine.safetensors_io import FLOAT_DTYPES, SafetensorsStreamWriter, TensorInfo, TensorSpec, read_header
 from workers.engine.shapes import module_shapes, weight_files
 from workers.engine.stacking import (
@@ -194,11 +195,6 @@ def build_stack(
         hasher.shutdown(wait=True, cancel_futures=True)
     progress(1.0, "done")
     return manifest
-
-
-def staging_prefix(out_dir: Path) -> str:
-    """What the names of a build's staging folder (and its builders' scratch folders) start with."""
-    return f".{out_dir.name}.staging-"
 
 
 def read_manifest(out_dir: Path | str) -> dict[str, Any] | None:

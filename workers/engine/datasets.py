@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from workers.engine.cards import Card
-from workers.engine.errors import EngineInputError, quote
-from workers.engine.validation import (
+from workers.engine.checks import (
     CARD,
     CARD_CHECKS,
     DEFAULT_MAX_FILE_BYTES,
@@ -30,6 +29,7 @@ from workers.engine.validation import (
     check_file_sizes,
     scan_folder,
 )
+from workers.engine.errors import EngineInputError, quote
 
 DATA_SUFFIXES = (".jsonl", ".csv")
 MAX_LINE_BYTES = 16 * 1024 * 1024

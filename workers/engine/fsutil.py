@@ -45,3 +45,8 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def staging_prefix(out_dir: Path) -> str:
+    """What the names of a build's staging folder (and its builders' scratch folders) start with."""
+    return f".{out_dir.name}.staging-"

@@ -8,7 +8,7 @@ No GGUF is ever published unverified:
 - the `runtime` bundle (base GGUF + adapter GGUFs + scales) must give the same greedy tokens and
   logits as the merged-then-exported f16 model (`verify_runtime_stack`).
 A failed gate raises VerificationError, which fails the build with the gate's figures.
-Heavy imports happen inside the builders, so registering the outputs costs nothing.
+The kinds are declared in `outputs`; this module is imported only when one of them is built.
 """
 
 from __future__ import annotations
@@ -16,31 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workers.engine.errors import EngineInputError, VerificationError
-from workers.engine.recipe import DEFAULT_MAX_SHARD_BYTES, MethodSpec, OutputKind, register_output
+from workers.engine.errors import VerificationError
+from workers.engine.outputs import DEFAULT_MAX_SHARD_BYTES, QUANT_OUTPUTS, RUNTIME_MANIFEST
 
-QUANT_OUTPUTS = {"gguf-q8_0": "Q8_0", "gguf-q6_k": "Q6_K", "gguf-q5_k_m": "Q5_K_M", "gguf-q4_k_m": "Q4_K_M",
-                 "gguf-q4_0": "Q4_0"}
-RUNTIME_MANIFEST = "runtime.json"
 VERIFY_PROMPTS = ("The quick brown fox", "def fibonacci(n):", "Question: What is the capital of France?\nAnswer:")
-
-
-def _no_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
-    if raw:
-        raise EngineInputError(f"takes no parameters, got {', '.join(sorted(raw))}", field="output", code="output")
-    return {}
-
-
-def _runtime_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
-    if method.name != "linear":
-        raise EngineInputError(
-            f"llama.cpp stacks adapters at run time as a weighted sum, which is the `linear` method only; "
-            f"{method.name} needs a merged output such as gguf-q4_k_m", field="output.type", code="output")
-    return _no_params(raw, method)
 
 
 def held_out_text(limit_chars: int = 6000) -> str:
@@ -138,9 +120,3 @@ def build_runtime(ctx) -> dict[str, Any]:
         "llama_cpp_python": "llama_adapter_lora_init(model, file) then llama_set_adapters_lora with each scale",
     }, indent=2))
     return report
-
-
-register_output(OutputKind("gguf-f16", _no_params, "workers.engine.gguf_outputs:build_gguf"))
-for _name in QUANT_OUTPUTS:
-    register_output(OutputKind(_name, _no_params, "workers.engine.gguf_outputs:build_gguf"))
-register_output(OutputKind("runtime", _runtime_params, "workers.engine.gguf_outputs:build_runtime"))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from workers.engine.errors import EngineInputError
-from workers.engine.recipe import LOW_RANK_METHODS, AdapterInfo, MethodSpec
+from workers.engine.lora import AdapterInfo
+from workers.engine.methods import LOW_RANK_METHODS, MethodSpec
 from workers.engine.safetensors_io import TensorInfo
 
 TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
@@ -191,7 +192,7 @@ def generalized_task_arithmetic(
        Σ_i w_i over all adapters without consensus); a divisor of 0 is replaced by 1.
     5. Scale: ΔW ← λ · ΔW.
 
-    The presets in recipe.GTA_PRESETS: task_arithmetic (no sparsify, no consensus), ties
+    The presets in methods.GTA_PRESETS: task_arithmetic (no sparsify, no consensus), ties
     (magnitude + sum + normalize), dare_ties (random + rescale + sum), dare_linear (random +
     rescale), magnitude_prune (magnitude). `deltas[i]` is None where adapter i does not target
     the module (its delta is 0).

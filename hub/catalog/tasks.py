@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.signals import worker_ready
 from django.conf import settings
 from django.dispatch import receiver
 
@@ -25,6 +24,7 @@ from hub.catalog.signals import version_uploaded
 from hub.catalog.uploads import upload_sessions_expire
 from hub.catalog.validation import crash_report, validate_version_files
 from hub.core.leases import lease_heartbeat
+from hub.core.tasks import run_when_a_worker_starts
 
 log = logging.getLogger(__name__)
 QUEUE = "uploads"
@@ -68,10 +68,4 @@ def expire_upload_sessions() -> int:
     return upload_sessions_expire()
 
 
-@worker_ready.connect(dispatch_uid="catalog.requeue_on_start")
-def requeue_on_start(sender: object = None, **kwargs: object) -> None:
-    """A worker coming up picks up what a dead one left behind."""
-    try:
-        requeue_stale_validations.delay()
-    except Exception:  # a broker hiccup at start-up must not stop the worker
-        log.exception("could not enqueue requeue_stale_validations")
+run_when_a_worker_starts(requeue_stale_validations)

@@ -9,12 +9,12 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
 from django.conf import settings
 from django.dispatch import receiver
 
 from hub.catalog.workdir import materialize_cached, materialize_shared
 from hub.core.leases import lease_heartbeat
+from hub.core.tasks import run_when_a_worker_starts
 from hub.evals.models import EvalRun
 from hub.evals.services import (
     eval_run_claim,
@@ -81,9 +81,4 @@ def requeue_stale_runs() -> list[int]:
     return eval_runs_requeue_stale(queued_after_seconds=settings.EVAL_REQUEUE_QUEUED_AFTER_SECONDS)
 
 
-@worker_ready.connect(dispatch_uid="evals.requeue_on_start")
-def requeue_on_start(sender: object = None, **kwargs: object) -> None:
-    try:
-        requeue_stale_runs.delay()
-    except Exception:  # a broker hiccup at start-up must not stop the worker
-        log.exception("could not enqueue requeue_stale_runs")
+run_when_a_worker_starts(requeue_stale_runs)

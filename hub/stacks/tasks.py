@@ -12,11 +12,11 @@ from pathlib import Path
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_ready
 from django.conf import settings
 from django.dispatch import receiver
 
 from hub.core.leases import lease_heartbeat
+from hub.core.tasks import run_when_a_worker_starts
 from hub.stacks.models import StackBuild
 from hub.stacks.services import (
     stack_claim,
@@ -99,9 +99,4 @@ def requeue_stale_builds() -> list[int]:
     return stacks_requeue_stale()
 
 
-@worker_ready.connect(dispatch_uid="stacks.requeue_on_start")
-def requeue_on_start(sender: object = None, **kwargs: object) -> None:
-    try:
-        requeue_stale_builds.delay()
-    except Exception:  # a broker hiccup at start-up must not stop the worker
-        log.exception("could not enqueue requeue_stale_builds")
+run_when_a_worker_starts(requeue_stale_builds)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework import exceptions
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from hub.core.errors import ServiceError
@@ -59,10 +58,6 @@ def exception_handler(exc, context):
         body["error"]["details"] = details
     response.data = body
     return response
-
-
-def error_response(code: str, message: str, status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
-    return Response({"error": {"code": code, "message": message}}, status=status_code)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 from workers.engine.fsutil import atomic_writer
@@ -54,15 +54,6 @@ def _spool(stream: BinaryIO, into: BinaryIO) -> StoredBlob:
         into.write(chunk)
         size += len(chunk)
     return StoredBlob(digest.hexdigest(), size)
-
-
-class BlobStore(Protocol):
-    def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob: ...
-    def exists(self, sha256: str) -> bool: ...
-    def size(self, sha256: str) -> int: ...
-    def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
-    def local_path(self, sha256: str) -> Path: ...
-    def download_url(self, sha256: str, filename: str) -> str | None: ...
 
 
 class BlobStoreBase:

@@ -130,10 +130,6 @@ def version_get_visible(user, repository: Repository, number: int) -> Version:
     return version
 
 
-def version_latest_published(repository: Repository) -> Version | None:
-    return repository.versions.filter(state=VersionState.PUBLISHED).order_by("-number").first()
-
-
 def version_file_get(version: Version, path: str) -> VersionFile:
     file = version.files.select_related("blob").filter(path=path).first()
     if file is None:

@@ -20,9 +20,8 @@ from hub.api.fields import TextField
 from hub.api.parsers import JSONParser
 from hub.api.schema import BEARER_REQUIRED, api_error, download_schema
 from hub.catalog import selectors
-from hub.catalog.downloads import Download, serve_blob
-from hub.catalog.models import BaseModel, RepoKind, Repository, UploadSession, Version, VersionFile, VersionState
-from hub.catalog.services import version_record_download
+from hub.catalog.downloads import serve_blob, serve_version_file
+from hub.catalog.models import BaseModel, Repository, UploadSession, Version, VersionState
 from hub.catalog.uploads import (
     IncomingFile,
     upload_session_append,
@@ -42,15 +41,6 @@ class OctetStreamParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         return {}
-
-
-def primary_file(version: Version) -> str:
-    """The file whose download counts as a download of the version."""
-    paths = [f.path for f in version.files.all()]
-    if version.repository.kind == RepoKind.ADAPTER:
-        return "adapter_model.safetensors"
-    data = sorted(p for p in paths if p.endswith((".jsonl", ".csv")))
-    return data[0] if data else ""
 
 
 class FileOut(serializers.Serializer):
@@ -345,14 +335,6 @@ class VersionFileList(APIView):
         repo = selectors.repository_get_visible(request.user, kind, owner, name)
         version = selectors.version_get_visible(request.user, repo, number)
         return Response(VersionOut(version).data["files"])
-
-
-def serve_version_file(request, version: Version, file: VersionFile):
-    """Download one file of a version; shared by the catalog API and the pages."""
-    download = (Download(key=f"version:{version.pk}", record=lambda: version_record_download(version=version))
-                if file.path == primary_file(version) else None)
-    return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=file.path.rsplit("/", 1)[-1],
-                      download=download)
 
 
 class VersionFileDownload(APIView):

@@ -22,6 +22,8 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from hub.catalog.blobstore import get_blob_store
+from hub.catalog.models import RepoKind, Version, VersionFile
+from hub.catalog.services import version_record_download
 
 log = logging.getLogger(__name__)
 
@@ -160,3 +162,20 @@ def _with_headers(response: HttpResponse, headers: dict[str, str]) -> HttpRespon
     for key, value in headers.items():
         response[key] = value
     return response
+
+
+def primary_file(version: Version) -> str:
+    """The file whose download counts as a download of the version (its weights, or its first data file)."""
+    paths = [f.path for f in version.files.all()]
+    if version.repository.kind == RepoKind.ADAPTER:
+        return "adapter_model.safetensors"
+    data = sorted(p for p in paths if p.endswith((".jsonl", ".csv")))
+    return data[0] if data else ""
+
+
+def serve_version_file(request: HttpRequest, version: Version, file: VersionFile) -> HttpResponse:
+    """Download one file of a version: the API, the pages and the HF-compatible routes all serve it so."""
+    download = (Download(key=f"version:{version.pk}", record=lambda: version_record_download(version=version))
+                if file.path == primary_file(version) else None)
+    return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=file.path.rsplit("/", 1)[-1],
+                      download=download)

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from hub.catalog import selectors
-from hub.catalog.api import serve_version_file
+from hub.catalog.downloads import serve_version_file
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import RepoKind, Repository, VersionState
 

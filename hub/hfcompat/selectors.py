@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet, prefetch_rela
 from django.http import HttpRequest, HttpResponse
 
 from hub.accounts.models import User
-from hub.catalog.api import serve_version_file
+from hub.catalog.downloads import serve_version_file
 from hub.catalog.models import RepoKind, Repository, Version
 from hub.catalog.selectors import RepositoryFilters, repositories_visible, versions_visible_to, withdrawn_reason
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError

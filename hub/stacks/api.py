@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 
 from hub.api.errors import ApiError
 from hub.api.schema import api_error, download_schema
-from hub.catalog.downloads import Download, serve_blob
 from hub.stacks import selectors
+from hub.stacks.downloads import serve_stack_file
 from hub.stacks.models import BuildState, StackBuild
-from hub.stacks.services import stack_record_download, stack_request
+from hub.stacks.services import stack_request
 
 
 class StackRecipeIn(serializers.Serializer):
@@ -127,20 +127,3 @@ class StackFileDownload(APIView):
         return serve_stack_file(request._request, build, path)
 
 
-def serve_stack_file(request, build: StackBuild, path: str):
-    """Shared by the API, the pages and the HF-compatible routes."""
-    if build.state != BuildState.READY:
-        raise ApiError("not_ready", f"stack {build.recipe_hash[:12]} is {build.state}; poll {build.recipe_hash} "
-                                    "until it is ready", status_code=409)
-    reason = selectors.stack_withdrawn_reason(build)
-    if reason:
-        raise ApiError("withdrawn", selectors.stack_not_served_message(build, reason), status_code=404)
-    file = next((f for f in build.files.all() if f.path == path), None)
-    if file is None:
-        raise ApiError("not_found", f"{path} is not a file of stack {build.recipe_hash[:12]}", status_code=404)
-    # A download of the stack is a download of its first weights file (not of configs or other shards).
-    weights = sorted(f.path for f in build.files.all() if f.path.endswith((".safetensors", ".gguf")))
-    counts = bool(weights) and path == weights[0]
-    download = Download(key=f"stack:{build.pk}", record=lambda: stack_record_download(build=build)) if counts else None
-    return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=path.rsplit("/", 1)[-1],
-                      download=download)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.hfcompat.errors import REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 from hub.hfcompat.selectors import MAIN, HubFile, Revision, register_resolver
 from hub.stacks import selectors
-from hub.stacks.api import serve_stack_file
+from hub.stacks.downloads import serve_stack_file
 from hub.stacks.models import BuildState, StackBuild
 
 STACKS_NAMESPACE = "stacks"

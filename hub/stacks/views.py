@@ -7,7 +7,7 @@ from django.shortcuts import render
 
 from hub.catalog.selectors import base_models_all
 from hub.stacks import selectors
-from hub.stacks.api import serve_stack_file
+from hub.stacks.downloads import serve_stack_file
 from workers.engine.methods import GTA_PRESETS, METHOD_SCHEMAS
 from workers.engine.outputs import OUTPUT_DTYPES, OUTPUT_KINDS
 

@@ -16,17 +16,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
+from tests.engine.bad_uploads import tiny_base_models
 from tests.engine.test_recipe import write_adapter
 from workers.engine import ENGINE_VERSION
 from workers.engine.build import MANIFEST_NAME, BuildContext, build_stack, read_manifest
 from workers.engine.errors import EngineInputError
 from workers.engine.fsutil import sha256_file
+from workers.engine.lora import read_adapter
 from workers.engine.outputs import OUTPUT_KINDS, OutputKind, register_output
 from workers.engine.recipe import Recipe
-from workers.engine.tiny import build_tiny_adapter
+from workers.engine.safetensors_io import load_tensor_f32
+from workers.engine.tiny import TINY_BASE_NAME, build_tiny_adapter, write_card
+from workers.engine.validation import ADAPTER_CONFIG, ADAPTER_WEIGHTS, CARD, validate_adapter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDS = torch.tensor([[1, 5, 42, 7, 300, 11, 2, 99, 64, 3]])
@@ -124,6 +129,25 @@ def test_cat_adapter_output_loads_in_peft_and_equals_the_merged_model(
     merged = logits(load_merged(tmp_path / "m"))
     assert (with_adapter - merged).abs().max() < 1e-4
     assert (with_adapter - peft_logits).abs().max() < 1e-4
+
+
+def test_an_adapter_the_hub_builds_passes_the_hubs_own_upload_validation(
+    tiny_base: Path, adapter_dirs: dict, tmp_path: Path
+) -> None:
+    """One home for the LoRA rules: per-module ranks and alphas (rank_pattern / alpha_pattern), which a `cat`
+    adapter of adapters with different ranks needs, are accepted by validation as by builds and by PEFT."""
+    build(make_recipe(tiny_base, adapter_dirs, "cat", "adapter"), tiny_base, adapter_dirs, tmp_path / "a")
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        (upload / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    write_card(upload / CARD, {"license": "apache-2.0", "base_model": TINY_BASE_NAME})
+    report = validate_adapter(upload, base_models=tiny_base_models(tiny_base))
+    assert report.ok, [c for c in report.checks if not c.passed and not c.skipped]
+    read = read_adapter(tmp_path / "a")  # what a build of this adapter would stack: the same per-module scales
+    for module, info in read.modules.items():
+        stacked = info.scale * (load_tensor_f32(read.weights_path, info.b) @ load_tensor_f32(read.weights_path, info.a))
+        assert report.stats["delta_norms"][module] == pytest.approx(float(np.linalg.norm(stacked)), rel=1e-4)
 
 
 def test_svd_at_full_rank_keeps_all_energy(tiny_base: Path, adapter_dirs: dict, peft_logits: torch.Tensor, tmp_path: Path) -> None:

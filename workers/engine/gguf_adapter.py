@@ -25,26 +25,13 @@ import numpy as np
 from workers.engine.errors import EngineInputError
 from workers.engine.fsutil import atomic_path
 from workers.engine.gguf_export import GGUF_ARCH, gguf_tensor_name, load_hparams, read_json, to_llama_layout
+from workers.engine.lora import module_scale
 from workers.engine.safetensors_io import load_tensor_f32, read_header
 from workers.engine.shapes import weight_files
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 PEFT_PREFIX = "base_model.model."
 DTYPES = {"f32": np.float32, "f16": np.float16}
-
-
-def pattern_value(patterns: dict[str, Any], module: str, default: Any) -> Any:
-    """PEFT's rank_pattern / alpha_pattern lookup: a key matches the module name or a dotted suffix."""
-    for key, value in patterns.items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
-
-
-def peft_scale(config: dict[str, Any], module: str, rank: int) -> float:
-    """The scaling PEFT applies to B·A for `module` (lora_alpha/r, or /sqrt(r) with rsLoRA)."""
-    alpha = float(pattern_value(config.get("alpha_pattern") or {}, module, config["lora_alpha"]))
-    return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
 def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
@@ -136,7 +123,7 @@ def export_gguf_lora(
         if gguf_name is None or gguf_name == "token_embd.weight":
             raise EngineInputError("this module cannot carry a LoRA in GGUF", file=ADAPTER_WEIGHTS, field=module)
         rank = pair["A"].shape[0]
-        factor = peft_scale(config, module, rank) / (written_alpha / rank)
+        factor = module_scale(config, module, rank) / (written_alpha / rank)
         targets.append((module, gguf_name, 1.0 if math.isclose(factor, 1.0, rel_tol=1e-9) else factor))
 
     writer = gguf.GGUFWriter(None, gguf.MODEL_ARCH_NAMES[GGUF_ARCH])

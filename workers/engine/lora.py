@@ -20,6 +20,7 @@ from workers.engine.fields import is_number
 from workers.engine.safetensors_io import FLOAT_DTYPES, TensorInfo, read_header
 
 MAX_RANK = 1 << 16
+ADAPTER_CONFIG = "adapter_config.json"
 # init_lora_weights values whose adapter only holds on a residual of the base, not the base itself
 BASE_REWRITING_INITS = ("pissa", "olora", "corda", "loftq", "lora_ga")
 
@@ -56,16 +57,33 @@ class AdapterInfo:
     modules: dict[str, LoraModule]
 
 
-def _pattern_value(patterns: Mapping[str, Any], module: str, default: Any, *, ref: str, field: str) -> Any:
+def pattern_value(patterns: Mapping[str, Any], module: str, default: Any, *, ref: str = "", field: str) -> Any:
     """PEFT's rank_pattern / alpha_pattern lookup: the first key (a regex) that ends the module name."""
     for key, value in patterns.items():
         try:
-            matched = len(key) <= 200 and re.match(rf"(.*\.)?({key})$", module)
+            matched = isinstance(key, str) and len(key) <= 200 and re.match(rf"(.*\.)?({key})$", module)
         except re.error:
-            raise EngineInputError(f"{ref}: {quote(key)} is not a valid pattern", file="adapter_config.json", field=field) from None
+            where = f"{ref}: " if ref else ""
+            raise EngineInputError(f"{where}{quote(key)} is not a valid pattern", file=ADAPTER_CONFIG, field=field) from None
         if matched:
             return value
     return default
+
+
+def module_rank(config: Mapping[str, Any], module: str, *, ref: str = "") -> Any:
+    """The rank PEFT gives `module`: its rank_pattern entry, else r."""
+    return pattern_value(config.get("rank_pattern") or {}, module, config.get("r"), ref=ref, field="rank_pattern")
+
+
+def module_scale(config: Mapping[str, Any], module: str, rank: int, *, ref: str = "") -> float:
+    """The scale s of ΔW = s · B A that PEFT applies to `module`: alpha / r, or alpha / sqrt(r) with rsLoRA,
+    alpha being its alpha_pattern entry, else lora_alpha."""
+    alpha = pattern_value(config.get("alpha_pattern") or {}, module, config.get("lora_alpha"), ref=ref,
+                          field="alpha_pattern")
+    if not is_number(alpha) or alpha <= 0:
+        raise EngineInputError(f"{ref + ': ' if ref else ''}alpha for {module} is {quote(alpha)}; expected a positive "
+                               "number", file=ADAPTER_CONFIG, field="alpha_pattern", code="config")
+    return float(alpha) / math.sqrt(rank) if config.get("use_rslora") else float(alpha) / rank
 
 
 def read_adapter(adapter_dir: Path | str, *, ref: str = "") -> AdapterInfo:
@@ -89,9 +107,6 @@ def read_adapter(adapter_dir: Path | str, *, ref: str = "") -> AdapterInfo:
         raise EngineInputError(f"{ref}: must be a JSON object", file=config_path.name)
     _check_plain_lora(config, ref, config_path.name)
 
-    use_rslora = config.get("use_rslora") or False
-    rank_pattern = config.get("rank_pattern") or {}
-    alpha_pattern = config.get("alpha_pattern") or {}
     factors: dict[str, dict[str, TensorInfo]] = {}
     for name, info in read_header(weights_path).tensors.items():
         match = ADAPTER_TENSOR_RE.fullmatch(name)
@@ -112,17 +127,13 @@ def read_adapter(adapter_dir: Path | str, *, ref: str = "") -> AdapterInfo:
             missing = "lora_B" if "A" in pair else "lora_A"
             raise EngineInputError(f"{ref}: {missing} is missing", file=weights_path.name, field=module, code="tensor")
         rank = pair["A"].shape[0]
-        expected = _pattern_value(rank_pattern, module, config["r"], ref=ref, field="rank_pattern")
+        expected = module_rank(config, module, ref=ref)
         if pair["B"].shape[1] != rank or rank != expected or rank < 1:
             raise EngineInputError(
                 f"{ref}: lora_A is {pair['A'].shape}, lora_B is {pair['B'].shape}, config rank is {expected}",
                 file=weights_path.name, field=module, code="shape",
             )
-        alpha = _pattern_value(alpha_pattern, module, config["lora_alpha"], ref=ref, field="alpha_pattern")
-        if not is_number(alpha):
-            raise EngineInputError(f"{ref}: alpha {quote(alpha)} is not a number", file=config_path.name, field=module)
-        scale = alpha / math.sqrt(rank) if use_rslora else alpha / rank
-        modules[module] = LoraModule(name=module, a=pair["A"], b=pair["B"], scale=scale)
+        modules[module] = LoraModule(name=module, a=pair["A"], b=pair["B"], scale=module_scale(config, module, rank, ref=ref))
     return AdapterInfo(ref=ref, dir=adapter_dir, weights_path=weights_path, config=config, modules=modules)
 
 

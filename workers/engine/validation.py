@@ -13,7 +13,7 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,14 @@ from workers.engine.checks import (
 )
 from workers.engine.datasets import validate_dataset
 from workers.engine.errors import EngineInputError, quote
-from workers.engine.lora import ADAPTER_TENSOR_RE, BASE_REWRITING_INITS, MAX_RANK
+from workers.engine.lora import (
+    ADAPTER_TENSOR_RE,
+    BASE_REWRITING_INITS,
+    MAX_RANK,
+    module_rank,
+    module_scale,
+    pattern_value,
+)
 from workers.engine.magic import identify, read_head
 from workers.engine.safetensors_io import (
     DTYPE_SIZES,
@@ -73,8 +80,6 @@ class UnsupportedFeature:
 UNSUPPORTED_FEATURES = (
     UnsupportedFeature("use_dora", bool, "DoRA rescales every output by a learned magnitude vector, so its delta is "
                        "not B·A and cannot be summed with other adapters; stacking DoRA is not supported yet"),
-    UnsupportedFeature("rank_pattern", bool, "per-module ranks are not supported yet; use one `r` for every module"),
-    UnsupportedFeature("alpha_pattern", bool, "per-module alphas are not supported yet; use one `lora_alpha`"),
     UnsupportedFeature("modules_to_save", bool, "it saves full copies of modules (such as lm_head), which are not "
                        "low-rank deltas and cannot be stacked"),
     UnsupportedFeature("bias", lambda value: value not in (None, "none"), "trained biases are not part of B·A; "
@@ -206,8 +211,15 @@ class LoraSettings:
     """What the config says, as far as it checked out (None where a check failed)."""
 
     rank: int | None
-    scale: float | None
+    scale: float | None  # for modules the patterns do not name
     targets: list[str] | str | None
+    config: Mapping[str, Any] = field(default_factory=dict)  # for per-module ranks and alphas (lora.module_*)
+
+    def rank_of(self, module: str) -> int | None:
+        return module_rank(self.config, module) if self.rank is not None else None
+
+    def scale_of(self, module: str, rank: int) -> float | None:
+        return module_scale(self.config, module, rank) if self.scale is not None else None
 
 
 def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str, Any]) -> LoraSettings:
@@ -235,6 +247,7 @@ def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str
         "a non-empty list of module names or one string"), lambda v: f"target_modules = {quote(v)}", file=ADAPTER_CONFIG)
     used = [f"{feature.key} = {quote(config[feature.key])}: {feature.reason}"
             for feature in UNSUPPORTED_FEATURES if feature.key in config and feature.is_used(config[feature.key])]
+    used += _pattern_problems(config)
     checks.problems("config.features", used, "uses only features the hub can stack", file=ADAPTER_CONFIG)
 
     use_rslora = bool(config.get("use_rslora"))
@@ -243,7 +256,29 @@ def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str
         scale = alpha / math.sqrt(rank) if use_rslora else alpha / rank
     stats.update(rank=rank, alpha=alpha, scale=scale, use_rslora=use_rslora,
                  target_modules=sorted(targets) if isinstance(targets, list) else targets)  # PEFT saves a set
-    return LoraSettings(rank=rank, scale=scale, targets=targets)
+    if _pattern_problems(config):
+        return LoraSettings(rank=rank, scale=None, targets=targets)  # per-module scales are unknown
+    return LoraSettings(rank=rank, scale=scale, targets=targets, config=config)
+
+
+def _pattern_problems(config: Mapping[str, Any]) -> list[str]:
+    """rank_pattern and alpha_pattern, as PEFT reads them: {module pattern: rank or alpha}."""
+    problems = []
+    for key, valid, expected in (("rank_pattern", lambda v: _is_int(v) and 0 < v <= MAX_RANK,
+                                  f"a positive integer rank up to {MAX_RANK}"),
+                                 ("alpha_pattern", lambda v: _is_number(v) and v > 0, "a positive number")):
+        patterns = config.get(key) or {}
+        if not isinstance(patterns, dict):
+            problems.append(f"{key} = {quote(patterns)}: expected an object of module pattern to {expected}")
+            continue
+        problems += [f"{key}[{quote(name)}] = {quote(value)}: expected {expected}" for name, value in patterns.items()
+                     if not valid(value)]
+        for name in patterns:
+            try:
+                pattern_value({name: 0}, "", None, field=key)
+            except EngineInputError:
+                problems.append(f"{key}: {quote(name)} is not a valid module pattern (a regular expression)")
+    return problems
 
 
 def _check_base_model(checks: Checks, config: dict[str, Any] | None, base_models: BaseModels,
@@ -317,14 +352,16 @@ def _check_weights(checks: Checks, path: Path, header: SafetensorsHeader, lora: 
         checks.skip(["weights.rank"], "the config's r is unusable", file=file)
         misfits = set(modules)
     else:
-        off_rank = {module: rank for module, rank in _ranks(modules) if rank != lora.rank}
-        checks.problems("weights.rank", [f"{module} has rank {rank}; {ADAPTER_CONFIG} says r = {lora.rank}"
+        off_rank = {module: rank for module, rank in _ranks(modules) if rank != lora.rank_of(module)}
+        checks.problems("weights.rank", [f"{module} has rank {rank}; {ADAPTER_CONFIG} says r = {lora.rank_of(module)}"
                                          for module, rank in off_rank.items()],
-                        f"every factor has rank r = {lora.rank}", file=file)
+                        f"every factor has the rank {ADAPTER_CONFIG} gives its module"
+                        + (f" (r = {lora.rank})" if not lora.config.get("rank_pattern") else ""), file=file)
         misfits |= set(off_rank)
     _check_targets(checks, modules, lora.targets)
     stats["delta_norms"] = {
-        module: _delta_norm(path, parts.a, parts.b, lora.scale) for module, parts in modules.items()
+        module: _delta_norm(path, parts.a, parts.b, lora.scale_of(module, parts.a.shape[0]))
+        for module, parts in modules.items()
         if lora.scale is not None and module not in misfits and parts.a is not None and parts.b is not None
         and not {parts.a.name, parts.b.name} & nonfinite and {parts.a.dtype, parts.b.dtype} <= FLOAT_DTYPES
     }

@@ -7,10 +7,8 @@ rows on the hub:
     eval_dataset: owner/name        # or owner/name@3 to pin a version; optional eval_split: test
     datasets: [owner/name]          # else: the eval split of the first training dataset that has one
 
-Hub datasets hold instruction, chat or text rows; a row becomes an engine item as follows: with
-`choices` it is multiple choice (the question is `question` or `prompt`, the answer `answer` or
-the index of `response` among the choices); with `prompt` (or `messages`) it is generation scored
-by exact match against `answer` or `response` (the last assistant message). Text rows are not tasks.
+Hub datasets hold instruction, chat, multiple-choice or text rows; `workers.engine.datasets`, where
+those shapes are defined and validated, turns a row into an engine item (`task_row`). Text rows are not tasks.
 
 The suite's version is the engine's: it digests the items, so a new dataset version, another
 split, or a different cap on items is a new version and never shares cached scores.
@@ -29,6 +27,7 @@ from django.conf import settings
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionState
 from hub.core.params import ascii_int
+from workers.engine.datasets import task_row
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,
@@ -71,7 +70,7 @@ def suite_from_spec(suite_id: str, spec: Mapping[str, Any]) -> Suite:
         return full if documents == full.documents else perplexity_suite(full.id, documents,
                                                                          max_length=full.max_length)
     rows = dataset_rows([tuple(f) for f in spec["files"]], max_items=spec["max_items"])
-    return task_suite(suite_id, [engine_row(index, row) for index, row in enumerate(rows)])
+    return task_suite(suite_id, [task_row(index, row) for index, row in enumerate(rows)])
 
 
 def _ref(suite_id: str, spec: dict[str, Any], dataset_version: Version | None = None) -> SuiteRef:
@@ -180,20 +179,3 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
         yield pending.decode("utf-8-sig")
 
 
-def engine_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
-    """One hub dataset row as the engine's multiple-choice or generation row (see the module docstring)."""
-    item: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
-    if "choices" in row:
-        choices, answer = row["choices"], row.get("answer")
-        if answer is None and isinstance(choices, list) and row.get("response") in choices:
-            answer = choices.index(row["response"])
-        return {**item, "question": row.get("question") or row.get("prompt", ""), "context": row.get("context", ""),
-                "choices": choices, "answer": answer}
-    if isinstance(row.get("messages"), list) and row["messages"]:
-        messages = row["messages"]
-        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
-        prompt = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages[:last]) + "assistant:"
-        return {**item, "prompt": prompt, "answer": messages[last].get("content")}
-    if "prompt" in row:
-        return {**item, "prompt": row["prompt"], "answer": row.get("answer", row.get("response"))}
-    raise SuiteError(f"row {index} has no question and answer to score: text rows make no task suite")

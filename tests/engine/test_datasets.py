@@ -129,3 +129,36 @@ def test_files_are_streamed_not_loaded(tmp_path: Path) -> None:
 
     assert report.ok and report.stats["rows"] == 100
     assert peak < size / 5, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_multiple_choice_rows_are_a_format_of_their_own(tmp_path: Path) -> None:
+    """The rows evaluations score as multiple choice are accepted at upload: one home for row shapes."""
+    rows = [{"question": "Capital of France?", "choices": ["Rome", "Paris"], "answer": 1},
+            {"context": "The sky is", "choices": ["blue", "green", "loud"], "answer": 0},
+            {"prompt": "2 + 2 =", "response": "4", "choices": ["3", "4"]}]  # the answer named by its text
+    folder = tmp_path / "mc"
+    folder.mkdir()
+    write_jsonl(folder / "eval.jsonl", rows)
+    write_card(folder / CARD, {"license": "cc-by-4.0"})
+    report = validate_dataset(folder)
+    assert report.ok, report.failures
+    assert report.stats["files"]["eval.jsonl"]["format"] == "multiple_choice"
+    assert report.stats["files"]["eval.jsonl"]["preview"][0] == rows[0]
+
+
+@pytest.mark.parametrize(("row", "fragment"), [
+    ({"question": "q", "choices": ["only one"], "answer": 0}, "`choices` must be a list of at least two non-empty strings"),
+    ({"question": "q", "choices": ["a", "b"], "answer": 2}, "`answer` must be the index of the right choice, 0 to 1"),
+    ({"question": "q", "choices": ["a", "b"], "answer": True}, "`answer` must be the index of the right choice"),
+    ({"question": "q", "choices": ["a", "b"], "response": "c"}, "(or `response` one of the choices)"),
+    ({"question": " ", "choices": ["a", "b"], "answer": 0}, "needs a non-empty `question` (or `prompt`) or `context`"),
+    ({"question": 3, "choices": ["a", "b"], "answer": 0}, "`question` must be a string"),
+])
+def test_bad_multiple_choice_rows_are_named(row: dict, fragment: str, tmp_path: Path) -> None:
+    folder = tmp_path / "mc"
+    folder.mkdir()
+    write_jsonl(folder / "eval.jsonl", [{"question": "fine", "choices": ["a", "b"], "answer": 0}, row])
+    write_card(folder / CARD, {"license": "cc-by-4.0"})
+    messages = rows_checks(validate_dataset(folder), "eval.jsonl")
+    assert len(messages) == 1 and messages[0].startswith("eval.jsonl line 2: ") and fragment in messages[0], messages
+

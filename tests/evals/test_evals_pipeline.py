@@ -98,12 +98,12 @@ def clear(record: dict, other: int) -> bool:
 
 def lookup_rows(base_dir, adapter_dir) -> list[dict]:
     """Multiple-choice rows whose answer is what the adapter picks and the base does not: it alone gets them all."""
-    from hub.evals.suites import engine_row
+    from workers.engine.datasets import task_row
 
     words = ["class", "value", "string", "method", "return", "import", "module", "object", "number", "list"]
     rows = [{"id": str(i), "prompt": f"Which word goes with {words[i % 10]} number {i}?", "response": words[i % 10],
              "choices": [words[(i + k * 3) % 10] for k in range(4)]} for i in range(60)]
-    suite = task_suite("probe", [engine_row(i, row) for i, row in enumerate(rows)])
+    suite = task_suite("probe", [task_row(i, row) for i, row in enumerate(rows)])
     base = run_suite(suite, TransformersBackend(base_dir))["records"]
     tuned = run_suite(suite, TransformersBackend(base_dir, adapters=[adapter_dir]))["records"]
     picked = [{**row, "response": row["choices"][t["prediction"]]} for row, b, t in zip(rows, base, tuned, strict=True)

@@ -21,9 +21,11 @@ from hub.evals.services import (
     evals_schedule_version,
 )
 from hub.evals.subjects import adapter_subject
-from hub.evals.suites import SuiteError, dataset_rows, engine_row, task_suite_ref
+from hub.evals.suites import dataset_rows, task_suite_ref
 from hub.moderation.selectors import review_eval_results
 from tests.evals.conftest import card
+from workers.engine.datasets import task_row
+from workers.engine.errors import EngineInputError
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
 pytestmark = pytest.mark.django_db
@@ -73,12 +75,16 @@ def test_the_card_declares_the_task_suite(lookup, adapter):
 
 
 def test_dataset_rows_become_engine_items():
-    assert engine_row(0, MC) == {"question": "Capital of France?", "context": "", "choices": MC["choices"], "answer": 1}
-    assert engine_row(0, {**QA, "id": 3}) == {"id": 3, "prompt": "2 + 2 =", "answer": "4"}
+    assert task_row(0, MC) == {"question": "Capital of France?", "context": "", "choices": MC["choices"], "answer": 1}
+    question = {"question": "Capital of Italy?", "choices": ["Paris", "Rome"], "answer": 1}
+    assert task_row(0, question) == {**question, "context": ""}
+    assert task_row(0, {**QA, "id": 3}) == {"id": 3, "prompt": "2 + 2 =", "answer": "4"}
     chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
-    assert engine_row(0, chat) == {"prompt": "user: Hi\nassistant:", "answer": "Hello"}
-    with pytest.raises(SuiteError, match="row 4 has no question"):
-        engine_row(4, {"text": "prose"})
+    assert task_row(0, chat) == {"prompt": "user: Hi\nassistant:", "answer": "Hello"}
+    with pytest.raises(EngineInputError, match="row 4 has no question"):
+        task_row(4, {"text": "prose"})
+    with pytest.raises(EngineInputError, match="row 2: `answer` must be the index of the right choice, 0 to 1"):
+        task_row(2, {**question, "answer": 5})
 
 
 def test_dataset_rows_stop_at_the_cap_and_read_csv(make_user, make_version):

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +42,9 @@ SPLIT_FILE = re.compile(r"(?P<split>train|validation|valid|eval|test|dev)(?:[-_.
 # Every check validate_dataset reports, in its order; dataset.rows repeats per file (and per malformed row).
 DATASET_CHECKS = ("files.required", "files.unexpected", "files.size", "dataset.rows", *CARD_CHECKS, "dataset.splits")
 FORMAT_FIELDS = {"instruction": ("prompt", "response"), "chat": ("messages",), "text": ("text",)}
+# Multiple choice: "choices" and the right one ("answer": its index, or "response": its text), asked by
+# "question" / "prompt" and/or "context". A row with "choices" is multiple choice whatever else it has.
+CHOICE_FIELDS = ("question", "prompt", "context", "choices", "answer", "response")
 
 
 class _BadRow(Exception):
@@ -73,7 +76,8 @@ class _FileScan:
             self.format, self.format_line = row_format, line
         elif row_format != self.format:
             raise _BadRow(f"row is in {row_format} format but this file's rows are {self.format} (from line {self.format_line})")
-        canonical = {key: row[key] for key in FORMAT_FIELDS[row_format]}
+        keys = CHOICE_FIELDS if row_format == "multiple_choice" else FORMAT_FIELDS[row_format]
+        canonical = {key: row[key] for key in keys if key in row}
         digest = hashlib.blake2b(json.dumps(canonical, sort_keys=True).encode(), digest_size=16).digest()
         if digest in digests:
             self.duplicates += 1
@@ -143,8 +147,10 @@ def _row_shape(row: object) -> tuple[str, int]:
     """The row's format and its length in characters; raises _BadRow saying what is wrong."""
     if not isinstance(row, dict):
         raise _BadRow(f"row must be an object, got {type(row).__name__}")
+    if "choices" in row:
+        return "multiple_choice", _choice_length(row)
     present = [name for name, keys in FORMAT_FIELDS.items() if any(key in row for key in keys)]
-    expected = "prompt + response (instruction), messages (chat), or text"
+    expected = "prompt + response (instruction), messages (chat), text, or choices (multiple choice)"
     if len(present) != 1:
         found = "none of them" if not present else " and ".join(present) + " fields together"
         raise _BadRow(f"row has {found}; expected exactly one of {expected}")
@@ -159,6 +165,33 @@ def _row_shape(row: object) -> tuple[str, int]:
         _check_text(key, value)
         chars += len(value)
     return row_format, chars
+
+
+def choice_answer(row: Mapping[str, Any]) -> int:
+    """The index of a multiple-choice row's right answer: `answer`, else the position of `response` in `choices`."""
+    choices, answer = row["choices"], row.get("answer")
+    if answer is None and row.get("response") in choices:
+        answer = choices.index(row["response"])
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise _BadRow(f"`answer` must be the index of the right choice, 0 to {len(choices) - 1} (or `response` one of "
+                      f"the choices), got {quote(row.get('answer', row.get('response')), 60)}")
+    return answer
+
+
+def _choice_length(row: Mapping[str, Any]) -> int:
+    choices = row["choices"]
+    if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) and c.strip() for c in choices):
+        raise _BadRow(f"`choices` must be a list of at least two non-empty strings, got {quote(choices, 60)}")
+    asked = [key for key in ("question", "prompt", "context") if key in row]
+    for key in asked:
+        if not isinstance(row[key], str):
+            raise _BadRow(f"`{key}` must be a string, got {quote(row[key], 60)}")
+    if not any(row[key].strip() for key in asked):
+        raise _BadRow("a multiple-choice row needs a non-empty `question` (or `prompt`) or `context`")
+    choice_answer(row)
+    for index, choice in enumerate(choices):
+        _check_text(f"choices[{index}]", choice)
+    return sum(len(row[key]) for key in asked) + sum(len(c) for c in choices)
 
 
 def _chat_length(messages: object) -> int:
@@ -267,8 +300,9 @@ def _csv_format(header: list[str]) -> str:
     columns = set(header)
     if len(columns) != len(header) or "" in columns:
         raise _BadRow(f"the header {header[:10]} has empty or repeated column names")
-    if "messages" in columns:
-        raise _BadRow("chat rows (`messages`) need JSONL; CSV holds instruction (prompt, response) or text rows")
+    if "messages" in columns or "choices" in columns:
+        raise _BadRow("chat (`messages`) and multiple-choice (`choices`) rows need JSONL; CSV holds instruction "
+                      "(prompt, response) or text rows")
     formats = [name for name in ("instruction", "text") if set(FORMAT_FIELDS[name]) <= columns]
     if len(formats) != 1:
         raise _BadRow(f"the header has columns {header[:10]}; expected either prompt and response, or text")
@@ -332,9 +366,33 @@ def _preview(row: dict[str, Any]) -> dict[str, Any]:
     if "messages" in row:
         return {"messages": [{"role": message["role"], "content": _clip(message["content"])}
                              for message in row["messages"][:PREVIEW_MESSAGES]]}
+    if "choices" in row:
+        return {key: [_clip(c) for c in value] if key == "choices" else value if key == "answer" else _clip(value)
+                for key, value in row.items()}
     return {key: _clip(value) for key, value in row.items()}
 
 
 def _clip(text: str) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
+
+def task_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
+    """One validated dataset row as an evaluation item of the engine's task suites (`evals.tasks.task_suite`):
+    multiple choice from a row with choices, generation (scored by exact match) from an instruction or chat
+    row. Text rows are not tasks."""
+    item: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
+    if "choices" in row:
+        try:
+            answer = choice_answer(row)
+        except _BadRow as exc:  # a version validated before multiple-choice rows were checked
+            raise EngineInputError(f"row {index}: {exc}") from None
+        return {**item, "question": row.get("question") or row.get("prompt", ""), "context": row.get("context", ""),
+                "choices": row["choices"], "answer": answer}
+    if isinstance(row.get("messages"), list) and row["messages"]:
+        messages = row["messages"]
+        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
+        prompt = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages[:last]) + "assistant:"
+        return {**item, "prompt": prompt, "answer": messages[last].get("content")}
+    if "prompt" in row:
+        return {**item, "prompt": row["prompt"], "answer": row.get("answer", row.get("response"))}
+    raise EngineInputError(f"row {index} has no question and answer to score: text rows make no task suite")

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served by the hub itself: no CDN, so the docs work offline
     "hub.accounts",
     "hub.catalog",
     "hub.stacks",
@@ -269,6 +270,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Share, evaluate and stack LoRA adapters and curated datasets.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["hub.api.schema.api_paths_only"],
     # Bearer tokens are the API's authentication; the session cookie is the site's (its scheme's text says so).
     "AUTHENTICATION_WHITELIST": ["hub.accounts.auth.BearerTokenAuthentication"],

@@ -247,7 +247,8 @@ def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str
         "a non-empty list of module names or one string"), lambda v: f"target_modules = {quote(v)}", file=ADAPTER_CONFIG)
     used = [f"{feature.key} = {quote(config[feature.key])}: {feature.reason}"
             for feature in UNSUPPORTED_FEATURES if feature.key in config and feature.is_used(config[feature.key])]
-    used += _pattern_problems(config)
+    pattern_problems = _pattern_problems(config)
+    used += pattern_problems
     checks.problems("config.features", used, "uses only features the hub can stack", file=ADAPTER_CONFIG)
 
     use_rslora = bool(config.get("use_rslora"))
@@ -256,7 +257,7 @@ def _check_config(checks: Checks, config: dict[str, Any] | None, stats: dict[str
         scale = alpha / math.sqrt(rank) if use_rslora else alpha / rank
     stats.update(rank=rank, alpha=alpha, scale=scale, use_rslora=use_rslora,
                  target_modules=sorted(targets) if isinstance(targets, list) else targets)  # PEFT saves a set
-    if _pattern_problems(config):
+    if pattern_problems:
         return LoraSettings(rank=rank, scale=None, targets=targets)  # per-module scales are unknown
     return LoraSettings(rank=rank, scale=scale, targets=targets, config=config)
 

@@ -15,13 +15,13 @@ from urllib.parse import unquote
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from hub.api.errors import ApiError, as_api_error
+from hub.api.errors import ApiError, as_api_error, page_not_found
 from hub.api.errors import exception_handler as api_exception_handler
 from hub.core.errors import ServiceError
 
@@ -41,9 +41,16 @@ class ClientErrorMiddleware:
         if refused:
             return error_response(request, ApiError("nul_character", "the address and form fields must not contain "
                                                                      "NUL characters (%00)"))
-        return self.get_response(request)
+        response = self.get_response(request)
+        if response.status_code == 404 and settings.DEBUG and getattr(request, "resolver_match", None) is None \
+                and not request.path.startswith(("/api/", "/" + settings.STATIC_URL.lstrip("/"))):
+            # No route matched: with DEBUG on Django would answer its technical page; people get the site's.
+            return page_not_found(request, Http404(f"There is nothing at {request.path}."))
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Http404) and _api_view(request) is None and not request.path.startswith("/api/"):
+            return page_not_found(request, exception)  # the site's 404 page, whether DEBUG is on or off
         error = known_error(exception)
         if error is None and isinstance(exception, SuspiciousOperation) and _api_view(request):
             error = _refused_body(exception)  # Django's own answer is an HTML page
@@ -94,9 +101,12 @@ def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
     view_class = _api_view(request)
     if view_class is None and not request.path.startswith("/api/"):
         status = error.status_code
-        return render(request, "404.html" if status == 404 else "error.html", {
+        page = render(request, "404.html" if status == 404 else "error.html", {
             "status": status, "title": http.HTTPStatus(status).phrase, "exception": str(error.detail),
         }, status=status)
+        if getattr(error, "wait", None):
+            page["Retry-After"] = str(error.wait)
+        return page
     handler = view_class().get_exception_handler() if view_class else api_exception_handler
     response = handler(error, {"request": request, "view": None, "args": (), "kwargs": {}})
     response.accepted_renderer = JSONRenderer()

@@ -1,6 +1,8 @@
 """URLs of the server-rendered pages."""
 
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from hub.accounts import views as accounts_views
@@ -13,6 +15,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", accounts_views.profile, name="profile"),
     path("profile/tokens/<int:token_id>/revoke", accounts_views.token_revoke, name="token-revoke"),
+    path("signup/", accounts_views.sign_up, name="signup"),
+    path("signup/confirm/<str:uidb64>/<str:token>", accounts_views.sign_up_confirm, name="signup-confirm"),
+    path("users/<str:username>", accounts_views.user_page, name="user-page"),
+    # Some clients ask for /favicon.ico whatever the page links: send them to the same icon.
+    path("favicon.ico", lambda request: redirect(static("favicon.svg"), permanent=True), name="favicon"),
     path(f"models/{REPO}", catalog_views.base_model_detail, name="base-model"),
 ]
 for kind in ("adapter", "dataset"):
@@ -27,5 +34,5 @@ for kind in ("adapter", "dataset"):
              name=f"{kind}-file-page"),
     ]
 
-for app in ("stacks", "evals", "moderation"):
+for app in ("stacks", "evals", "moderation", "training", "datareports"):
     urlpatterns.append(path("", include(f"hub.{app}.urls_pages")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import csp.constants as csp
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
@@ -59,10 +60,15 @@ PRODUCTION = NOMOAT_ENV == "production"
 DEV_SECRET_KEY = "nomoat-development-key-never-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
 DEBUG = env_bool("DEBUG", not PRODUCTION)
-if PRODUCTION and (SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 32):
-    raise ImproperlyConfigured("production needs SECRET_KEY set to a random value of at least 32 characters")
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("production refuses to start with DEBUG on")
+if PRODUCTION:
+    from hub.core.security import secret_key_problem
+
+    if SECRET_KEY == DEV_SECRET_KEY or secret_key_problem(SECRET_KEY):
+        raise ImproperlyConfigured(f"production needs SECRET_KEY set to a random value: "
+                                   f"{secret_key_problem(SECRET_KEY) or 'it is the development key'}; make one with "
+                                   "python -c 'import secrets; print(secrets.token_urlsafe(50))'")
 
 DATA_DIR = Path(env_str("NOMOAT_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,[::1],testserver")
@@ -80,16 +86,27 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served by the hub itself: no CDN, so the docs work offline
+    "hub.audit",
     "hub.accounts",
     "hub.catalog",
+    "hub.datareports",
     "hub.stacks",
     "hub.evals",
     "hub.moderation",
     "hub.hfcompat",
+    "hub.oci",
+    "hub.training",
+    "hub.provenance",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response, with a per-request nonce for inline scripts (CONTENT_SECURITY_POLICY).
+    "csp.middleware.CSPMiddleware",
+    # ETag from the body of every non-streamed GET, and 304 when the client already has it (lists and details).
+    "django.middleware.http.ConditionalGetMiddleware",
+    # Anonymous catalog reads answered from the shared cache (hub/core/anoncache.py; ANONYMOUS_CACHE_VIEWS).
+    "hub.core.anoncache.AnonymousReadCacheMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -114,7 +131,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            "builtins": ["django.contrib.humanize.templatetags.humanize"],
+            # humanize and the hub's readable-value filters (numbers, bytes, metric names) on every page
+            "builtins": ["django.contrib.humanize.templatetags.humanize", "hub.catalog.templatetags.readable"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -155,6 +173,14 @@ S3_PRESIGN_DOWNLOADS = env_bool("S3_PRESIGN_DOWNLOADS", False)
 BLOB_CACHE_DIR = Path(env_str("BLOB_CACHE_DIR", str(DATA_DIR / "blob-cache")))
 # Where workers keep unpacked models between tasks (a cache: safe to delete).
 WORK_DIR = Path(env_str("NOMOAT_WORK_DIR", str(DATA_DIR / "work")))
+# Provenance (hub/provenance): the hub's signing keys. The current private key is NOMOAT_SIGNING_KEY when set (a
+# path, shared by every worker like SECRET_KEY), else SIGNING_KEY_DIR/current.pem, generated on first use; retired
+# and revoked public keys stay in SIGNING_KEY_DIR/previous and /revoked so old signatures stay verifiable.
+SIGNING_KEY_DIR = Path(env_str("SIGNING_KEY_DIR", str(DATA_DIR / "keys")))
+SIGNING_KEY = Path(env_str("NOMOAT_SIGNING_KEY", str(SIGNING_KEY_DIR / "current.pem")))
+# More places that serve every blob by sha256 (URL templates with {sha256}, comma-separated: a proxy over the blob
+# store, a mirror), listed beside the hub's own URLs as torrent web seeds and Metalink sources.
+BLOB_MIRROR_URLS = env_list("BLOB_MIRROR_URLS", "")
 # Base models converted at seed time (SmolLM2 from its GGUF); shared by runs that point at it.
 MODEL_CACHE_DIR = Path(env_str("NOMOAT_MODEL_CACHE", str(WORK_DIR / "models")))
 
@@ -175,6 +201,9 @@ UPLOAD_SESSION_BYTES_PER_USER = env_int("UPLOAD_SESSION_BYTES_PER_USER", 8 * 102
 UPLOAD_SESSION_TTL_SECONDS = env_int("UPLOAD_SESSION_TTL_SECONDS", 24 * 3600)
 UPLOAD_SESSION_EXPIRE_EVERY_SECONDS = env_int("UPLOAD_SESSION_EXPIRE_EVERY_SECONDS", 3600)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024**2
+# How long a commit through the Hugging Face Hub API (huggingface_hub's upload_file, upload_folder, `hf upload`)
+# waits for validation, so that a refused push fails in the client with the reasons (hub/hfcompat/writes.py).
+HF_COMMIT_WAIT_SECONDS = env_int("HF_COMMIT_WAIT_SECONDS", 60)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024**2
 FILE_UPLOAD_TEMP_DIR = None
 
@@ -195,10 +224,30 @@ REQUEUE_UPLOADED_AFTER_SECONDS = env_int("REQUEUE_UPLOADED_AFTER_SECONDS", 120)
 EVAL_LEASE_SECONDS = env_int("EVAL_LEASE_SECONDS", 60)
 EVAL_TIMEOUT_SECONDS = env_int("EVAL_TIMEOUT_SECONDS", 3600)
 EVAL_REQUEUE_QUEUED_AFTER_SECONDS = env_int("EVAL_REQUEUE_QUEUED_AFTER_SECONDS", 3600)
+# Data reports and contamination checks run on the evals queue under the same kind of lease. A leaderboard hides
+# rows whose training data holds more than CONTAMINATION_HIDE_ABOVE of the suite's eval rows (a share, 0 to 1)
+# unless asked to show them; every contaminated row is flagged either way.
+DATA_REPORT_LEASE_SECONDS = env_int("DATA_REPORT_LEASE_SECONDS", 60)
+CONTAMINATION_HIDE_ABOVE = env_float("CONTAMINATION_HIDE_ABOVE", 0.1)
 EVAL_SEED = env_int("EVAL_SEED", 0)
 EVAL_MAX_DOCS = env_int("EVAL_MAX_DOCS", 0)
 EVAL_MAX_ITEMS = env_int("EVAL_MAX_ITEMS", 500)
 EVAL_DEVICE = env_str("EVAL_DEVICE", "cpu")
+
+# Training jobs (hub/training): held under a lease like the rest; checkpoints every so many steps or seconds under
+# TRAINING_DIR (shared storage when training workers run on several machines, so another can resume). Per-user
+# limits are checked before a job is queued.
+TRAINING_LEASE_SECONDS = env_int("TRAINING_LEASE_SECONDS", 60)
+TRAINING_DIR = Path(env_str("NOMOAT_TRAINING_DIR", str(DATA_DIR / "training")))
+TRAINING_CHECKPOINT_EVERY_STEPS = env_int("NOMOAT_TRAINING_CHECKPOINT_EVERY_STEPS", 50)
+TRAINING_CHECKPOINT_EVERY_SECONDS = env_float("NOMOAT_TRAINING_CHECKPOINT_EVERY_SECONDS", 300)
+TRAINING_MAX_CONCURRENT_JOBS = env_int("NOMOAT_TRAINING_MAX_CONCURRENT_JOBS", 2)
+TRAINING_MAX_STEPS = env_int("NOMOAT_TRAINING_MAX_STEPS", 2000)
+TRAINING_MAX_SEQ_LEN = env_int("NOMOAT_TRAINING_MAX_SEQ_LEN", 1024)
+TRAINING_MAX_RANK = env_int("NOMOAT_TRAINING_MAX_RANK", 64)
+TRAINING_MAX_BATCH_SIZE = env_int("NOMOAT_TRAINING_MAX_BATCH_SIZE", 32)
+TRAINING_THREADS = env_int("NOMOAT_TRAINING_THREADS", min(4, os.cpu_count() or 1))
+TRAINING_DEVICE = env_str("NOMOAT_TRAINING_DEVICE", "auto")
 
 # Celery: Redis when CELERY_BROKER_URL is set, else kombu's filesystem transport (no server).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
@@ -224,6 +273,10 @@ CELERY_BEAT_SCHEDULE = {
                              "options": {"queue": "builds"}},
     "requeue-stale-evals": {"task": "evals.requeue_stale_runs", "schedule": _REQUEUE_EVERY_SECONDS,
                             "options": {"queue": "evals"}},
+    "requeue-stale-data-reports": {"task": "datareports.requeue_stale", "schedule": _REQUEUE_EVERY_SECONDS,
+                                   "options": {"queue": "evals"}},
+    "requeue-stale-trainings": {"task": "training.requeue_stale_jobs", "schedule": _REQUEUE_EVERY_SECONDS,
+                                "options": {"queue": "training"}},
     "expire-upload-sessions": {"task": "catalog.expire_upload_sessions",
                                "schedule": UPLOAD_SESSION_EXPIRE_EVERY_SECONDS, "options": {"queue": "uploads"}},
 }
@@ -254,6 +307,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "hub.api.schema.HubAutoSchema",
     "EXCEPTION_HANDLER": "hub.api.errors.exception_handler",
+    # Per-route limits and anonymous reads per address (hub/core/throttling.py; rates in THROTTLE_RATES below).
+    "DEFAULT_THROTTLE_CLASSES": ["hub.core.throttling.ApiThrottle"],
     "DEFAULT_PARSER_CLASSES": [
         "hub.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -303,11 +358,75 @@ CLAIM_TTL_SECONDS = env_int("CLAIM_TTL_SECONDS", 30 * 60)
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "nomoat <noreply@nomoat.local>")
 
+# --- Security headers. Production serves HTTPS only (TLS ends at the proxy, which sets X-Forwarded-Proto): HTTP is
+# redirected, browsers are told to remember that (HSTS), cookies are sent over HTTPS only.
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 86400 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Preloading puts the domain into browsers' built-in lists, which takes months to undo: the operator's decision,
+# off by default (and then Django's reminder about it, security.W021, is silenced).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# django-csp: scripts and style sheets only from the hub itself or inline with this request's nonce
+# (templates write `nonce="{{ request.csp_nonce }}"`); no plugins, no framing, forms post only to the hub. Style
+# attributes (style="…") stay allowed: they cannot run code, and the pages use them for widths and colours.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "style-src-attr": [csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF, "data:"],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
+
+# --- Throttles (hub/core/throttling.py), counted in the shared cache: "N/second|minute|hour|day". Sign-in
+# attempts (the page, the admin, token creation with a password) per account named and per address; token creation
+# per account and address; uploads, upload sessions and new stack builds per user; anonymous API reads per address.
+# A user may also have at most STACK_BUILDS_CONCURRENT_PER_USER builds queued or running at once.
+_THROTTLE_DEFAULTS = {
+    "signin_per_account": ("THROTTLE_SIGNIN_PER_ACCOUNT", "10/minute"),
+    "signin_per_address": ("THROTTLE_SIGNIN_PER_ADDRESS", "30/minute"),
+    "tokens_per_account": ("THROTTLE_TOKENS_PER_ACCOUNT", "20/hour"),
+    "tokens_per_address": ("THROTTLE_TOKENS_PER_ADDRESS", "60/hour"),
+    "uploads_per_user": ("THROTTLE_UPLOADS_PER_USER", "60/hour"),
+    "upload_sessions_per_user": ("THROTTLE_UPLOAD_SESSIONS_PER_USER", "300/hour"),
+    "stack_builds_per_user": ("THROTTLE_STACK_BUILDS_PER_USER", "30/hour"),
+    "anonymous_reads_per_address": ("THROTTLE_ANONYMOUS_READS_PER_ADDRESS", "1200/minute"),
+}
+
+
+def _throttle_rates() -> dict:
+    from hub.core.rates import Rate
+
+    return {scope: Rate.parse(env_str(name, default), name=name) for scope, (name, default) in _THROTTLE_DEFAULTS.items()}
+
+
+THROTTLE_RATES = _throttle_rates()
+
+# Anonymous reads of these views are answered from the shared cache for up to this many seconds (0: off); any
+# change to a catalog row makes every stored answer stale at once (hub/core/anoncache.py).
+ANONYMOUS_CACHE_SECONDS = env_int("ANONYMOUS_CACHE_SECONDS", 30)
+ANONYMOUS_CACHE_VIEWS = frozenset({
+    "hub.catalog.api.BaseModelList", "hub.catalog.api.BaseModelDetail", "hub.catalog.api.RepositoryList",
+    "hub.catalog.api.RepositoryDetail", "hub.catalog.api.VersionListUpload", "hub.catalog.api.VersionDetail",
+    "hub.catalog.api.VersionFileList", "hub.hfcompat.views.RepoList", "hub.hfcompat.views.RepoInfo",
+    "hub.hfcompat.views.RepoTree",
+})
+STACK_BUILDS_CONCURRENT_PER_USER = env_int("STACK_BUILDS_CONCURRENT_PER_USER", 2)
+AUTHENTICATION_BACKENDS = ["hub.accounts.backends.ThrottledModelBackend"]
 
 LOGGING = {
     "version": 1,

@@ -7,8 +7,12 @@ urlpatterns = [
     # The Hugging Face Hub-compatible routes (api/models/..., api/datasets/..., resolve/...) live at the root, as
     # huggingface_hub expects; they are listed before the pages so their patterns win.
     path("", include("hub.hfcompat.urls")),
+    # The OCI distribution pull API (/v2/...), where ORAS and Ollama clients look for a registry.
+    path("", include("hub.oci.urls")),
     path("", include("hub.pages")),
 ]
 
 # A path no route matches is answered in the API's error format under /api/v1/, with the site's page elsewhere.
 handler404 = "hub.api.errors.page_not_found"
+# Django's own view, named so it is plain: it renders templates/500.html with no context (nothing that can fail again).
+handler500 = "django.views.defaults.server_error"

@@ -240,7 +240,8 @@ def pull_repository(ctx: Context, ref: Ref, kind: str | None, folder: Path | Non
         number = published[0]  # the hub lists versions newest first
     version = ctx.client.get_json(api_path(f"{kind}s", ref.owner, ref.name, "versions", number))
     files = [RemoteFile(ctx.client.url(api_path(f"{kind}s", ref.owner, ref.name, "versions", number, "files",
-                                                f["path"])), f["path"], f["size"], f["sha256"])
+                                                f["path"])), f["path"], f["size"], f["sha256"],
+                        metalink=ctx.client.url(f["metalink"]) if f.get("metalink") else None)
              for f in version["files"]]
     print(f"{kind} {ref.owner}/{ref.name}@{number} ({version['state']})")
     download_all(ctx, files, folder or Path(ref.name))
@@ -273,7 +274,8 @@ def build_and_download(ctx: Context, recipe: dict[str, Any], folder: Path | None
     if build["state"] == "failed":
         raise CliError(f"the build of stack {short} failed: {build.get('failure_reason') or 'no reason given'}",
                        ExitCode.API)
-    files = [RemoteFile(ctx.client.url(f["url"]), f["path"], f["size"], f["sha256"]) for f in build["files"]]
+    files = [RemoteFile(ctx.client.url(f["url"]), f["path"], f["size"], f["sha256"],
+                        metalink=ctx.client.url(f["metalink"]) if f.get("metalink") else None) for f in build["files"]]
     download_all(ctx, files, folder or Path(f"stack-{short}"))
 
 

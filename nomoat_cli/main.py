@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from nomoat_cli import __version__, commands
+from nomoat_cli import __version__, commands, train, verify
 from nomoat_cli.client import Client
 from nomoat_cli.config import load_settings
 from nomoat_cli.errors import CliError, ExitCode
@@ -102,8 +102,18 @@ def build_parser() -> Parser:
     show = command("show", commands.stack_show, "show a stack's recipe, state and files", stack_sub)
     show.add_argument("hash", help="the recipe hash")
 
+    check = command("verify", verify.verify, "check a pulled folder offline: every file's sha256, model.sig, the "
+                    "attestations and, for a stack, its adapters' bundles")
+    check.add_argument("dir", type=Path, metavar="DIR")
+    check.add_argument("--key", type=Path, action="append", metavar="PEM",
+                       help="verify with this public key instead of the hub's (repeatable; no network)")
+    check.add_argument("--refresh-keys", action="store_true",
+                       help="fetch the hub's keys again (to learn of revoked keys) instead of using the cached ones")
+
     evals = command("evals", commands.evals, "print an adapter's eval card as a table")
     evals.add_argument("repo", metavar="owner/name")
+
+    train.add_command(command)
     return parser
 
 

@@ -10,93 +10,49 @@
     output: merged                      # or adapter, gguf-q4_k_m, ...: any output the hub offers
     dtype: bf16                         # an output parameter; `output: {type: merged, dtype: bf16}` works too
 
-Only the shape is checked here, with the field named in every message; the names of methods
-and outputs and the values of their parameters are the hub's to judge, so new ones need no new
-CLI.
+A mergekit config whose models are LoRA adapters on one base works too:
+
+    merge_method: ties
+    models:
+      - model: HuggingFaceTB/SmolLM2-135M-Instruct+alice/sql-helper
+        parameters: {weight: 0.7, density: 0.5}
+    dtype: bfloat16
+
+The shape is checked here with the hub's own schema (`workers.engine.recipe_schema`, pure Python, no
+torch: it ships in the same `nomoat` distribution as this client), with the field named in every
+message; whether the adapters exist and the method's parameters are in range is the hub's to judge.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from nomoat_cli.errors import CliError
-
-ADAPTER_REF_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[0-9]+)?$")
-TOP_LEVEL = ("adapters", "base_model", "dtype", "method", "output", "parameters")
-ADAPTER_KEYS = ("adapter", "weight")
+from workers.engine.errors import EngineInputError
+from workers.engine.recipe_schema import parse_stack_request
 
 
 class RecipeError(CliError):
     """A recipe that cannot be sent: exit code 1, with the file and field in the message."""
 
 
-def _fail(source: str, field: str, message: str) -> RecipeError:
-    return RecipeError(f"{source}: {field}: {message}")
-
-
-def _name(value: Any) -> str:
-    return type(value).__name__ if value is not None else "nothing"
-
-
-def _adapter(entry: Any, field: str, source: str) -> dict[str, Any]:
-    if isinstance(entry, str):
-        entry = {"adapter": entry}
-    if not isinstance(entry, dict):
-        raise _fail(source, field, f'expected "owner/name[@version]" or {{adapter: ..., weight: ...}}, got '
-                                   f"{_name(entry)}")
-    unknown = sorted(set(entry) - set(ADAPTER_KEYS), key=str)
-    if unknown:
-        raise _fail(source, f"{field}.{unknown[0]}", f"unknown key (allowed: {', '.join(ADAPTER_KEYS)})")
-    ref = entry.get("adapter")
-    if not isinstance(ref, str) or not ADAPTER_REF_RE.match(ref):
-        raise _fail(source, f"{field}.adapter", f'expected "owner/name" or "owner/name@version", got {ref!r}')
-    weight = entry.get("weight", 1.0)
-    if isinstance(weight, bool) or not isinstance(weight, int | float):
-        raise _fail(source, f"{field}.weight", f"expected a number, got {weight!r}")
-    return {"adapter": ref, "weight": weight}
-
-
 def recipe_from_dict(data: Any, *, source: str = "recipe", output: str | None = None) -> dict[str, Any]:
-    """The hub's recipe JSON for a parsed YAML recipe.
+    """The hub's recipe JSON for a parsed YAML recipe (ours or a mergekit config).
 
     `output` (from --output) replaces the recipe's whole output, its parameters (dtype, …) included:
     they belong to the output type they were written for.
     """
-    if not isinstance(data, dict):
-        raise RecipeError(f"{source}: expected a mapping with base_model and adapters, got {_name(data)}")
-    unknown = sorted(set(data) - set(TOP_LEVEL), key=str)
-    if unknown:
-        raise _fail(source, str(unknown[0]), f"unknown key (allowed: {', '.join(TOP_LEVEL)})")
-    base = data.get("base_model")
-    if not isinstance(base, str) or not base.strip():
-        raise _fail(source, "base_model", "is required: the base model's name on the hub")
-    adapters = data.get("adapters")
-    if not isinstance(adapters, list) or not adapters:
-        raise _fail(source, "adapters", "is required: a list of adapters (owner/name[@version]) with weights")
-    recipe: dict[str, Any] = {"base_model": base.strip(),
-                              "adapters": [_adapter(a, f"adapters[{i}]", source) for i, a in enumerate(adapters)]}
-
-    method, params = data.get("method", "linear"), data.get("parameters")
-    if not isinstance(method, str) or not method:
-        raise _fail(source, "method", f"expected a method name such as linear or ties, got {method!r}")
-    if params is not None and not isinstance(params, dict):
-        raise _fail(source, "parameters", f"expected a mapping such as {{density: 0.5}}, got {_name(params)}")
-    recipe["method"] = {"name": method, "params": params} if params else method
-
-    spec = output or data.get("output", "merged")
-    if isinstance(spec, str):
-        spec = {"type": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise _fail(source, "output", f"expected an output name such as merged, or {{type: ..., ...}}, got {spec!r}")
-    if "dtype" in data and not output:
-        if "dtype" in spec:
-            raise _fail(source, "dtype", "is given twice: at the top level and in output")
-        spec = {**spec, "dtype": data["dtype"]}
-    recipe["output"] = spec
+    if isinstance(data, dict) and output:
+        data = {key: value for key, value in data.items() if key not in ("output", "dtype", "out_dtype")}
+    try:
+        recipe = parse_stack_request(data).to_json()
+    except EngineInputError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+    if output:
+        recipe["output"] = {"type": output}
     return recipe
 
 

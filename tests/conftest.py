@@ -44,6 +44,21 @@ def own_cache_namespace(settings) -> None:
                        for name, config in settings.CACHES.items()}
 
 
+@pytest.fixture(autouse=True)
+def generous_throttles(settings) -> None:
+    """Tests that are not about throttling sign in, upload and build far faster than a person: every limit is raised
+    out of their way. Throttling's own tests (tests/security/test_throttling.py) set the limits they cross."""
+    settings.THROTTLE_RATES = {scope: "1000000/minute" for scope in settings.THROTTLE_RATES}
+    settings.STACK_BUILDS_CONCURRENT_PER_USER = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def no_anonymous_read_cache(settings) -> None:
+    """Tests change rows with `.update()` (no save signal) and read again at once: the anonymous read cache is off
+    for them; tests/throughput/test_anonymous_cache.py turns it on."""
+    settings.ANONYMOUS_CACHE_SECONDS = 0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -81,7 +96,7 @@ class WorkerProcess:
         self.log_path = self.log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         log = open(self.log_path, "w")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", "uploads,builds,evals", "--pool", self.pool,
+            [sys.executable, "-m", "celery", "-A", "hub", "worker", "-Q", ",".join(QUEUES), "--pool", self.pool,
              "--concurrency", "1",
              "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
@@ -124,7 +139,7 @@ class WorkerProcess:
 
 RECEIVED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
 FINISHED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|failed|retry)")
-QUEUES = ("uploads", "builds", "evals")
+QUEUES = ("uploads", "builds", "evals", "training")
 
 
 def queued_messages() -> int:

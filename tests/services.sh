@@ -32,4 +32,11 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
   [ -x /usr/bin/chromium ] || need "Chromium is missing (apt-get install chromium)"
 fi
-echo "services: PostgreSQL, Redis and Chromium are ready"
+if ! command -v aria2c >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing aria2 for the Metalink download tests…"
+    (apt-get install -y -q aria2 >/dev/null 2>&1) || (apt-get update -q >/dev/null && apt-get install -y -q aria2 >/dev/null)
+  fi
+  command -v aria2c >/dev/null || need "aria2 is missing (apt-get install aria2)"
+fi
+echo "services: PostgreSQL, Redis, Chromium and aria2 are ready"

@@ -246,13 +246,15 @@ def test_stack_file_page_refusals_are_error_pages(client, world, stack, path, st
 # --- bodies over DATA_UPLOAD_MAX_MEMORY_SIZE ----------------------------------------------------------------------
 
 BIG_BODIES = {"multipart": {"name": "x" * 2000}, "application/x-www-form-urlencoded": "name=" + "x" * 2000,
-              "application/json": '{"name": "%s"}' % ("x" * 2000)}
+              "application/json": '{"name": "%s"}' % ("x" * 2000), "application/yaml": "name: " + "x" * 2000}
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("url", "content_type"), [
-    *((url, content_type) for url in ("/api/v1/auth/tokens", "/api/v1/reports", "/api/v1/stacks")
-      for content_type in BIG_BODIES),
+    *((url, content_type) for url in ("/api/v1/auth/tokens", "/api/v1/reports")
+      for content_type in BIG_BODIES if content_type != "application/yaml"),
+    ("/api/v1/stacks", "application/json"),  # recipes are JSON or YAML (a mergekit config)
+    ("/api/v1/stacks", "application/yaml"),
     ("/api/v1/adapters/mod/new/versions", "multipart"),  # takes multipart and JSON only
     ("/api/v1/adapters/mod/new/versions", "application/json"),
 ])

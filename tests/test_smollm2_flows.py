@@ -113,7 +113,7 @@ def test_a_peft_trained_smollm2_adapter_uploaded_through_the_page(live_server, p
         sorted(str(p) for p in smollm2_adapters["sql"].iterdir() if p.is_file()))
     page.get_by_role("button", name="Upload").click()
     page.locator("#state", has_text="Pending review").wait_for(timeout=180_000)
-    assert not page.locator("tr.check-failed").count()
+    assert not page.locator(".checks .check-failed").count()
     version = Version.objects.get(repository__name="sql-helper")
     assert version.state == VersionState.PENDING_REVIEW and version.stats["rank"] == 8
     assert version.base_model == smollm2_base_model

@@ -7,12 +7,13 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.models import Group, Permission
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from hub.accounts.models import ApiToken, Role, TokenScope, User
-from hub.moderation.audit import audit_record
+from hub.audit.services import audit_record
 
 TOKEN_PREFIX = "nmt_"  # noqa: S105 - a public prefix, not a secret
 
@@ -25,7 +26,7 @@ def token_digest(raw: str) -> str:
 # Each role above `user` is a Django group holding that role's permissions. The role field stays the source
 # of truth; user_create and user_set_role keep the groups in step with it.
 MODERATOR_PERMISSIONS = ("moderation.skip_review", "moderation.review_version", "moderation.resolve_report",
-                         "moderation.view_auditentry")
+                         "audit.view_auditentry")
 ROLE_GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     Role.TRUSTED: ("trusted uploaders", ("moderation.skip_review",)),
     Role.MODERATOR: ("moderators", MODERATOR_PERMISSIONS),
@@ -122,3 +123,32 @@ def api_token_touch(*, token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+# --- sign-up -------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_sign_up(*, username: str, email: str, password: str) -> User:
+    """A new account, inactive until its email address is confirmed (`user_confirm_email`)."""
+    user = user_create(username=username, password=password, email=email)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    user.is_active = False
+    return user
+
+
+def sign_up_confirmation_send(*, user: User, confirm_url: str) -> None:
+    """The confirmation email, through Django's email backend (the console in development, locmem in tests)."""
+    send_mail(
+        subject="Confirm your nomoat account",
+        message=f"Hello {user.username},\n\nconfirm your email address to start using nomoat:\n\n{confirm_url}\n\n"
+                "If you did not sign up, ignore this message: the account stays inactive.\n",
+        from_email=None, recipient_list=[user.email],
+    )
+
+
+def user_confirm_email(*, user: User) -> User:
+    if not user.is_active:
+        User.objects.filter(pk=user.pk).update(is_active=True)
+        user.is_active = True
+    return user

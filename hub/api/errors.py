@@ -30,7 +30,10 @@ def _flatten(detail: object) -> str:
 
 
 def as_api_error(exc: ServiceError) -> ApiError:
-    return ApiError(exc.code, exc.message, status_code=exc.status, details=exc.details)
+    error = ApiError(exc.code, exc.message, status_code=exc.status, details=exc.details)
+    # A throttle's refusal says when to come back: DRF's handler turns `wait` into Retry-After.
+    error.wait = getattr(exc, "retry_after", None)
+    return error
 
 
 def exception_handler(exc, context):

@@ -17,11 +17,12 @@ class JSONParser(parsers.JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels") from None
-        _check(data)
+        check_parsed(data)
         return data
 
 
-def _check(data: object) -> None:
+def check_parsed(data: object) -> None:
+    """Refuse a parsed body (JSON, or YAML where a view reads it) nested too deep or holding NUL characters."""
     pending = [(data, 1)]  # (value, how many arrays and objects hold it, counting itself); no recursion
     while pending:
         value, depth = pending.pop()

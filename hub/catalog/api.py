@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from django.urls import reverse
+from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
@@ -13,15 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hub.accounts.models import User
-from hub.accounts.selectors import users_active
 from hub.api.errors import ApiError
 from hub.api.fields import TextField
+from hub.api.filters import HubFilterBackend, SelectorFilterSet
 from hub.api.parsers import JSONParser
 from hub.api.schema import BEARER_REQUIRED, api_error, download_schema
 from hub.catalog import selectors
 from hub.catalog.downloads import serve_blob, serve_version_file
-from hub.catalog.models import BaseModel, Repository, UploadSession, Version, VersionState
+from hub.catalog.models import BaseModel, Blob, Repository, UploadSession, Version, VersionState
 from hub.catalog.uploads import (
     IncomingFile,
     upload_session_append,
@@ -47,6 +48,25 @@ class FileOut(serializers.Serializer):
     path = serializers.CharField()
     size = serializers.IntegerField()
     sha256 = serializers.CharField()
+    url = serializers.CharField(required=False, help_text="where it downloads (with Range; ETag = sha256)")
+    torrent = serializers.CharField(required=False, help_text="BitTorrent v1+v2 hybrid .torrent (web seeds: every URL "
+                                                               "that serves the file)")
+    metalink = serializers.CharField(required=False, help_text="Metalink 4 (.meta4): every source, per-piece sha-256")
+    magnet = serializers.CharField(required=False, help_text="magnet:?xt=urn:btih:…&xt=urn:btmh:…&ws=…")
+
+
+# More fields of a file entry ({path, size, sha256} -> extra fields), registered by apps above the catalog
+# (hub.provenance adds torrent, metalink and magnet). Each is called with the entry, its blob (loaded with the
+# relations in selectors.BLOB_RELATIONS) and the request (or None).
+FILE_ENTRY_EXTRAS: list[Callable[[dict, Blob, Request | None], dict]] = []
+
+
+def file_entry(path: str, blob: Blob, request: Request | None = None, url: str | None = None) -> dict:
+    """A file as the API lists it; `url` (where it downloads) goes into the entry when given."""
+    entry = {"path": path, "size": blob.size, "sha256": blob.sha256, **({"url": url} if url else {})}
+    for extra in FILE_ENTRY_EXTRAS:
+        entry |= extra(entry, blob, request)
+    return entry
 
 
 class BaseModelOut(serializers.ModelSerializer):
@@ -88,8 +108,11 @@ class VersionOut(serializers.ModelSerializer):
 
     @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: Version) -> list[dict]:
-        return FileOut([{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256} for f in obj.files.all()],
-                       many=True).data
+        request = self.context.get("request")
+        repo = obj.repository
+        return FileOut([file_entry(f.path, f.blob, request, reverse(f"api:{repo.kind}-file", kwargs={
+            "owner": repo.owner.username, "name": repo.name, "number": obj.number, "path": f.path}))
+            for f in obj.files.all()], many=True).data
 
     @extend_schema_field(LineageOut)
     def get_lineage(self, obj: Version) -> dict:
@@ -133,12 +156,6 @@ class RepositoryDetailOut(RepositoryOut):
         versions = selectors.versions_of(self.context["request"].user, obj)
         return [{"number": v.number, "state": v.state, "created_at": v.created_at, "commit_sha": v.commit_sha}
                 for v in versions]
-
-
-class UserOut(serializers.ModelSerializer):
-    class Meta:
-        model = User
-        fields = ["username", "role", "bio", "date_joined"]
 
 
 # --- uploads ----------------------------------------------------------------------------------------------------------
@@ -238,40 +255,38 @@ class BaseModelFileDownload(APIView):
         return serve_blob(request._request, sha256=file.blob.sha256, size=file.blob.size, filename=path)
 
 
-FILTER_PARAMS = [
-    *(OpenApiParameter(name, str, description=desc) for name, desc in [
-        ("base_model", "base model name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct"),
-        ("tag", "a tag on any visible version"),
-        ("task", "the task declared in a card"),
-        ("owner", "owner username"),
-        ("license", "SPDX id"),
-        ("search", "full-text search over name, summary and card"),
-        ("ordering", "newest (the default, also for any other value) | downloads | score | name"),
-    ]),
+class RepositoryFilterSet(SelectorFilterSet):
+    """The adapter and dataset lists' parameters; `selectors.repositories_visible` applies them."""
+
+    base_model = filters.CharFilter(help_text="base model name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct")
+    tag = filters.CharFilter(help_text="a tag on any visible version")
+    task = filters.CharFilter(help_text="the task declared in a card")
+    owner = filters.CharFilter(help_text="owner username")
+    license = filters.CharFilter(help_text="SPDX id")
     # Empty, like absent, means any state.
-    OpenApiParameter("state", str, enum=["", *VersionState.values],
-                     description="version state (owners and moderators see non-published states)"),
-]
+    state = filters.ChoiceFilter(choices=VersionState.choices,
+                                 help_text="version state (owners and moderators see non-published states)",
+                                 error_messages={"invalid_choice": f"must be one of {', '.join(VersionState.values)}"})
+    search = filters.CharFilter(help_text="full-text search over name, summary and card")
+    # Empty, like absent, means any.
+    curated = filters.ChoiceFilter(choices=[("", "any"), ("true", "true"), ("false", "false")],
+                                   help_text="true: only those with a version a moderator marked curated",
+                                   error_messages={"invalid_choice": "must be true or false"})
+    ordering = filters.CharFilter(help_text="newest (the default, also for any other value) | downloads | score | name")
+
+    def select(self, queryset, values):
+        kind = self.request.parser_context["kwargs"]["kind"]  # the view's URL kwargs, as DRF hands them on
+        return selectors.repositories_visible(self.request.user, kind, selectors.RepositoryFilters(**values))
 
 
 class RepositoryList(generics.ListAPIView):
     serializer_class = RepositoryOut
+    filter_backends = [HubFilterBackend]
+    filterset_class = RepositoryFilterSet
+    queryset = Repository.objects.none()  # the FilterSet's selector builds the list (the schema reads the model)
 
     def cursor_ordering(self, request: Request) -> tuple[str, ...]:
         return (selectors.ORDERINGS.get(request.query_params.get("ordering", "newest"), "-created_at"), "-pk")
-
-    def get_queryset(self):
-        params = self.request.query_params
-        filters = selectors.RepositoryFilters(**{
-            f: params.get(f, "") for f in selectors.RepositoryFilters.__dataclass_fields__
-        })
-        if filters.state and filters.state not in VersionState.values:
-            raise ApiError("invalid_filter", f"state must be one of {', '.join(VersionState.values)}")
-        return selectors.repositories_visible(self.request.user, self.kwargs["kind"], filters)
-
-    @extend_schema(parameters=FILTER_PARAMS)
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
 
 
 class RepositoryDetail(APIView):
@@ -326,7 +341,8 @@ class VersionDetail(APIView):
     @extend_schema(responses=VersionOut)
     def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
         repo = selectors.repository_get_visible(request.user, kind, owner, name)
-        return Response(VersionOut(selectors.version_get_visible(request.user, repo, number)).data)
+        return Response(VersionOut(selectors.version_get_visible(request.user, repo, number),
+                                   context={"request": request}).data)
 
 
 class VersionFileList(APIView):
@@ -334,7 +350,7 @@ class VersionFileList(APIView):
     def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
         repo = selectors.repository_get_visible(request.user, kind, owner, name)
         version = selectors.version_get_visible(request.user, repo, number)
-        return Response(VersionOut(version).data["files"])
+        return Response(VersionOut(version, context={"request": request}).data["files"])
 
 
 class VersionFileDownload(APIView):
@@ -343,22 +359,6 @@ class VersionFileDownload(APIView):
         repo = selectors.repository_get_visible(request.user, kind, owner, name)
         version = selectors.version_get_visible(request.user, repo, number)
         return serve_version_file(request._request, version, selectors.version_file_get(version, path))
-
-
-class UserList(generics.ListAPIView):
-    serializer_class = UserOut
-    cursor_ordering = ("username",)
-
-    def get_queryset(self):
-        return users_active()
-
-
-class UserDetail(APIView):
-    @extend_schema(responses=UserOut)
-    def get(self, request: Request, username: str) -> Response:
-        from django.shortcuts import get_object_or_404
-
-        return Response(UserOut(get_object_or_404(users_active(), username=username)).data)
 
 
 class UploadSessionCreate(APIView):

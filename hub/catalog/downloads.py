@@ -24,6 +24,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, Streami
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionFile
 from hub.catalog.services import version_record_download
+from hub.core.streaming import response_body
+from hub.core.throttling import client_address
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +65,6 @@ class Download:
 
     key: str
     record: Callable[[], None]
-
-
-def client_address(request: HttpRequest) -> str:
-    """The client's IP address: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies stand in front of the hub. Each
-    of them appends the address it was reached from to X-Forwarded-For, so the client is the entry the outermost
-    one added; anything further left came from the client and is not trusted."""
-    proxies = settings.TRUSTED_PROXY_COUNT
-    if proxies > 0:
-        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        if len(forwarded) >= proxies and forwarded[-proxies]:
-            return forwarded[-proxies]
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _first_in_window(request: HttpRequest, download: Download) -> bool:
@@ -147,7 +137,7 @@ def serve_blob(
     if request.method == "HEAD":
         response = HttpResponse(status=206 if isinstance(byte_range, tuple) else 200)
     else:
-        body = store.read_range(sha256, start, end) if length else iter(())
+        body = response_body(request, store.read_range(sha256, start, end) if length else iter(()))
         response = StreamingHttpResponse(body, status=206 if isinstance(byte_range, tuple) else 200)
     response["Content-Type"] = "application/octet-stream"
     response["Content-Length"] = str(length)

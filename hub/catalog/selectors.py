@@ -8,17 +8,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connection, models
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from hub.catalog.models import BaseModel, Repository, Version, VersionFile, VersionState
 
-ORDERINGS = {"newest": "-created_at", "downloads": "-downloads", "score": "-score", "name": "name"}
+ORDERINGS = {"newest": "-created_at", "downloads": "-downloads", "score": "-score", "name": "name",
+             "relevance": "-search_rank"}
+# Ties (a new hub where nothing has been downloaded yet) are broken by what the ordering is about, not by age,
+# so "popular" and "newest" are different lists from the first day.
+TIE_BREAKS = {"downloads": (F("score").desc(nulls_last=True), "name"), "score": ("-downloads", "name")}
+ORDERING_LABELS = {"downloads": "Most downloaded", "newest": "Newest", "score": "Best score", "name": "Name"}
+
+
+# Relations of a Blob that apps above the catalog read for every file entry (hub.provenance registers its torrent,
+# `swarm`): loaded with the files, so a listing costs the same number of queries however many files it holds.
+BLOB_RELATIONS: list[str] = []
+
+
+def files_with_blobs(lookup: str, file_model: type[models.Model]) -> Prefetch:
+    """Prefetch `lookup` (a relation to file rows: VersionFile, StackFile) with each file's blob and its relations."""
+    related = ["blob", *(f"blob__{name}" for name in BLOB_RELATIONS)]
+    return Prefetch(lookup, queryset=file_model.objects.select_related(*related))
 
 
 def _can_see_all(user) -> bool:
     return bool(user and user.is_authenticated and getattr(user, "is_moderator", False))
+
+
+def sees_sensitive(user, version: Version) -> bool:
+    """The uploader and moderators see what looks like a secret or personal data in a dataset's rows (masked in
+    reports); everyone else sees only that something was found."""
+    if not (user and user.is_authenticated):
+        return False
+    return user.pk == version.repository.owner_id or _can_see_all(user)
 
 
 def versions_visible_to(user) -> QuerySet[Version]:
@@ -52,6 +77,7 @@ class RepositoryFilters:
     state: str = ""
     search: str = ""
     ordering: str = "newest"
+    curated: bool | str = ""  # datasets with a version a moderator marked curated (hub.datareports' Curation)
 
 
 def repositories_visible(user, kind: str, filters: RepositoryFilters | None = None) -> QuerySet[Repository]:
@@ -66,31 +92,49 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
         versions = versions.filter(task=filters.task)
     if filters.license:
         versions = versions.filter(license=filters.license)
+    if str(filters.curated).lower() in ("true", "1", "yes"):
+        versions = versions.filter(curation__isnull=False)
     qs = Repository.objects.filter(kind=kind).filter(Exists(versions)).select_related("owner", "base_model")
     if filters.base_model:
         qs = qs.filter(base_model__name=filters.base_model)
     if filters.owner:
         qs = qs.filter(owner__username=filters.owner)
     if filters.search:
-        qs = qs.filter(_search_condition(user, filters.search))
-    return qs.order_by(ORDERINGS.get(filters.ordering, "-created_at"), "-pk")
+        qs = _searched(qs, user, filters.search)
+    else:
+        qs = qs.annotate(search_rank=Value(0.0, output_field=FloatField()))  # so `ordering=relevance` always works
+    primary = F("score").desc(nulls_last=True) if filters.ordering == "score" else ORDERINGS.get(filters.ordering,
+                                                                                                 "-created_at")
+    return qs.order_by(primary, *TIE_BREAKS.get(filters.ordering, ()), "-pk")
 
 
-def _search_condition(user, text: str) -> Q:
-    """Full-text search over names, summaries and visible cards (PostgreSQL's FTS where available)."""
+# Search (PostgreSQL): full-text over names (weight A), summaries (B) and visible cards (C), ranked with ts_rank,
+# plus trigram word similarity on names so a typo ("helpr") still finds "sql-helper"; catalog migration 0003
+# indexes both (GIN on the cards' tsvector, gin_trgm_ops on names). SQLite: every word as a substring, rank 0.
+TRIGRAM_MIN_SIMILARITY = 0.4
+
+
+def _searched(qs: QuerySet[Repository], user, text: str) -> QuerySet[Repository]:
     cards = versions_visible_to(user).filter(repository=OuterRef("pk"))
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
+    if connection.vendor != "postgresql":
+        cond = Q()
+        for word in text.split():
+            cond &= (Q(name__icontains=word) | Q(summary__icontains=word)
+                     | Q(Exists(cards.filter(card_text__icontains=word))))
+        return qs.filter(cond).annotate(search_rank=Value(0.0, output_field=FloatField()))
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, TrigramWordSimilarity
 
-        query = SearchQuery(text, search_type="websearch", config="english")
-        matching = cards.annotate(doc=SearchVector("card_text", config="english")).filter(doc=query)
-        by_name = Q(name__icontains=text) | Q(summary__icontains=text)
-        return by_name | Q(Exists(matching))
-    words = text.split()
-    cond = Q()
-    for word in words:
-        cond &= Q(name__icontains=word) | Q(summary__icontains=word) | Q(Exists(cards.filter(card_text__icontains=word)))
-    return cond
+    query = SearchQuery(text, search_type="websearch", config="english")
+    card_vector = SearchVector("card_text", config="english", weight="C")
+    card_rank = (cards.annotate(doc=card_vector).filter(doc=query).annotate(rank=SearchRank(card_vector, query))
+                 .order_by("-rank").values("rank")[:1])
+    names = SearchVector("name", config="simple", weight="A") + SearchVector("summary", config="english", weight="B")
+    qs = qs.annotate(name_doc=names, name_similarity=TrigramWordSimilarity(text, "name"),
+                     card_rank=Coalesce(Subquery(card_rank, output_field=FloatField()), 0.0))
+    typo = Q(name_similarity__gte=TRIGRAM_MIN_SIMILARITY)
+    matching = Q(name_doc=query) | typo | Q(card_rank__gt=0) | Q(name__icontains=text) | Q(summary__icontains=text)
+    return qs.filter(matching).annotate(
+        search_rank=SearchRank(names, query) + F("card_rank") + F("name_similarity") * 0.5)
 
 
 def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository:
@@ -116,8 +160,9 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
     return (
         versions_visible_to(user)
         .filter(repository=repository)
-        .select_related("base_model", "created_by")
-        .prefetch_related("tags", "files__blob", "training_datasets__owner", "parent_versions__repository__owner")
+        .select_related("base_model", "created_by", "repository__owner")  # str(version) names its repository
+        .prefetch_related("tags", files_with_blobs("files", VersionFile), "training_datasets__owner",
+                          "parent_versions__repository__owner")
         .order_by("-number")
     )
 
@@ -135,3 +180,52 @@ def version_file_get(version: Version, path: str) -> VersionFile:
     if file is None:
         raise Http404(f"{path} is not a file of {version}")
     return file
+
+
+# --- for the pages -----------------------------------------------------------------------------------------------
+
+
+def with_card_versions(user, repositories: QuerySet[Repository]) -> QuerySet[Repository]:
+    """Each repository with `shown_versions`: its versions the user may see, newest first, with tags (one query for
+    a whole page of cards, whatever its length)."""
+    versions = versions_visible_to(user).prefetch_related("tags").order_by("-number")
+    return repositories.prefetch_related(Prefetch("versions", queryset=versions, to_attr="shown_versions"))
+
+
+@dataclass(frozen=True)
+class Facet:
+    value: str
+    count: int
+
+
+def facets_of(user, repositories: QuerySet[Repository]) -> dict[str, list[Facet]]:
+    """For the browse sidebar: how many of these repositories have each base model, task, license and tag
+    (counted on their visible versions; a handful of GROUP BY queries)."""
+    versions = versions_visible_to(user).filter(repository__in=repositories.order_by().values("pk"))
+
+    def count(queryset: QuerySet, column: str, limit: int = 30) -> list[Facet]:
+        rows = (queryset.exclude(**{f"{column}__isnull": True}).exclude(**{column: ""}).values(column)
+                .annotate(n=Count("repository", distinct=True) if queryset.model is Version else Count("pk"))
+                .order_by("-n", column)[:limit])
+        return [Facet(row[column], row["n"]) for row in rows]
+
+    return {
+        "base_model": count(repositories.order_by(), "base_model__name"),
+        "task": count(versions, "task"),
+        "license": count(versions, "license"),
+        "tag": count(versions, "tags__name"),
+    }
+
+
+def version_queue_position(version: Version) -> int | None:
+    """How many uploads wait to be checked before this one (None once it is being checked or is done)."""
+    if version.state != VersionState.UPLOADED:
+        return None
+    return Version.objects.filter(state=VersionState.UPLOADED, created_at__lt=version.created_at).count()
+
+
+def repositories_of_owner(user, owner) -> QuerySet[Repository]:
+    """A profile's repositories: those with a version the visitor may see."""
+    visible = versions_visible_to(user).filter(repository=OuterRef("pk"))
+    return (Repository.objects.filter(owner=owner).filter(Exists(visible)).select_related("owner", "base_model")
+            .order_by("-updated_at", "-pk"))

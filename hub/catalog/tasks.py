@@ -24,7 +24,7 @@ from hub.catalog.signals import version_uploaded
 from hub.catalog.uploads import upload_sessions_expire
 from hub.catalog.validation import crash_report, validate_version_files
 from hub.core.leases import lease_heartbeat
-from hub.core.tasks import run_when_a_worker_starts
+from hub.core.tasks import failures_recorded, run_when_a_worker_starts
 
 log = logging.getLogger(__name__)
 QUEUE = "uploads"
@@ -36,16 +36,18 @@ def validate_version(version_id: int) -> str:
     version = version_claim_for_validation(version_id=version_id, lease_seconds=lease)
     if version is None:
         return "nothing to do"
-    try:
-        with lease_heartbeat(lambda: version_renew_validation_lease(version=version, lease_seconds=lease),
-                             lease_seconds=lease, name=f"version-{version_id}"):
-            report, files = validate_version_files(version)
-    except Exception as exc:
-        # A bug of ours, not bad input: end visibly (the uploader can upload again) rather than be
-        # claimed again and crash on every lease expiry.
-        log.exception("validation of %s crashed", version)
-        version_record_validation(version=version, report=crash_report(version, exc).to_dict())
-        raise
+    # Bad input is the report's business; what raises is a bug of ours: end visibly (the uploader can upload
+    # again) rather than be claimed again and crash on every lease expiry.
+    with (
+        failures_recorded(lambda failure: version_record_validation(
+                              version=version, report=crash_report(version, failure.error).to_dict()),
+                          name=f"validation of {version}") as outcome,
+        lease_heartbeat(lambda: version_renew_validation_lease(version=version, lease_seconds=lease),
+                        lease_seconds=lease, name=f"version-{version_id}"),
+    ):
+        report, files = validate_version_files(version)
+    if outcome.failed:
+        return "rejected"
     result = version_record_validation(version=version, report=report.to_dict(), files=files)
     log.info("validated %s: %s", result, result.state)
     return result.state

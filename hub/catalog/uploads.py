@@ -80,16 +80,23 @@ def upload_version(
     name: str,
     files: Iterable[IncomingFile] = (),
     sessions: Mapping[str, UploadSession] | None = None,
+    stored: Mapping[str, Blob] | None = None,
     base_model: BaseModel | None = None,
     summary: str = "",
 ) -> Version:
-    """Store uploaded files (and completed chunked sessions) as blobs, then record a version."""
+    """Store uploaded files (and completed chunked sessions) as blobs, then record a version.
+
+    `stored` are files already in the blob store: those a commit keeps from the version before it, and objects
+    uploaded through the Hugging Face Hub's LFS API (hub/hfcompat).
+    """
     files = list(files)
     sessions = dict(sessions or {})
-    paths = [check_upload_path(f.path) for f in files] + [check_upload_path(p) for p in sessions]
+    stored = dict(stored or {})
+    paths = [check_upload_path(p) for p in [*(f.path for f in files), *sessions, *stored]]
     if len(set(paths)) != len(paths):
         raise UploadError("duplicate_file", "a file name appears twice in the upload")
-    _check_sizes([(f.path, f.size) for f in files] + [(p, s.size) for p, s in sessions.items()])
+    _check_sizes([(f.path, f.size) for f in files] + [(p, s.size) for p, s in sessions.items()]
+                 + [(p, b.size) for p, b in stored.items()])
     for path, session in sessions.items():
         if session.owner_id != owner.pk or session.state != UploadSession.State.COMPLETE:
             raise UploadError("upload_incomplete", f"{path}: upload session {session.pk} is not a completed upload "
@@ -98,6 +105,7 @@ def upload_version(
             raise _expired_error(session.pk, "upload the file again", path=path)
     blobs: dict[str, Blob] = {check_upload_path(f.path): blob_put_stream(stream=f.stream) for f in files}
     blobs |= {check_upload_path(p): s.blob for p, s in sessions.items()}
+    blobs |= {check_upload_path(p): b for p, b in stored.items()}
     with transaction.atomic():
         try:
             repository = repository_get_or_create(kind=kind, owner=owner, name=name, base_model=base_model)
@@ -262,6 +270,13 @@ def upload_session_append(*, session: UploadSession, offset: int, stream: Binary
         UploadSession.objects.filter(pk=locked.pk).update(received=F("received") + written, updated_at=timezone.now())
     session.refresh_from_db()
     return session
+
+
+def upload_session_discard(*, session: UploadSession) -> None:
+    """Drop a session and its `.part` file (its bytes hash to something else than promised: start again)."""
+    UploadSession.objects.filter(pk=session.pk, state=UploadSession.State.OPEN).delete()
+    with contextlib.suppress(FileNotFoundError):
+        _part_path(session.pk).unlink()
 
 
 def upload_session_complete(*, session: UploadSession, sha256: str) -> UploadSession:

@@ -1,39 +1,70 @@
-"""Server-rendered pages for browsing the catalog."""
+"""Server-rendered pages for the catalog: home, faceted browse, adapter and dataset pages, files, uploads."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
-from hub.catalog import selectors
+from hub.catalog import check_help, previews, selectors
 from hub.catalog.downloads import serve_version_file
 from hub.catalog.markdown import render_markdown
-from hub.catalog.models import RepoKind, Repository, VersionState
+from hub.catalog.models import RepoKind, Repository, Version, VersionState
+from hub.catalog.validation import ADAPTER_GGUF
+from hub.core.formatting import readable_bytes
+
+PER_PAGE = 24
+FACETS = (("base_model", "Base model"), ("task", "Task"), ("license", "License"), ("tag", "Tags"))
 
 
 def home(request: HttpRequest) -> HttpResponse:
     user = request.user
+
+    def cards(kind: str, ordering: str) -> list[Repository]:
+        qs = selectors.repositories_visible(user, kind, selectors.RepositoryFilters(ordering=ordering))
+        return list(selectors.with_card_versions(user, qs)[:6])
+
     return render(request, "catalog/home.html", {
         "base_models": selectors.base_models_all(),
-        "popular_adapters": selectors.repositories_visible(user, RepoKind.ADAPTER,
-                                                            selectors.RepositoryFilters(ordering="downloads"))[:6],
-        "new_adapters": selectors.repositories_visible(user, RepoKind.ADAPTER)[:6],
-        "new_datasets": selectors.repositories_visible(user, RepoKind.DATASET)[:6],
+        "popular_adapters": cards(RepoKind.ADAPTER, "downloads"),
+        "new_adapters": cards(RepoKind.ADAPTER, "newest"),
+        "new_datasets": cards(RepoKind.DATASET, "newest"),
     })
 
 
 def browse(request: HttpRequest, kind: str) -> HttpResponse:
     params = request.GET
     filters = selectors.RepositoryFilters(**{f: params.get(f, "") for f in selectors.RepositoryFilters.__dataclass_fields__})
-    if not filters.ordering:
-        filters = selectors.RepositoryFilters(**{**filters.__dict__, "ordering": "newest"})
-    page = Paginator(selectors.repositories_visible(request.user, kind, filters), 24).get_page(params.get("page"))
+    if filters.ordering not in selectors.ORDERINGS:
+        filters = replace(filters, ordering="downloads" if params.get("ordering") == "popular" else "newest")
+    repositories = selectors.repositories_visible(request.user, kind, filters)
+    page = Paginator(selectors.with_card_versions(request.user, repositories), PER_PAGE).get_page(params.get("page"))
+    facets = selectors.facets_of(request.user, repositories)
+    active = {name: getattr(filters, name) for name, _ in FACETS if getattr(filters, name)}
     return render(request, "catalog/browse.html", {
-        "kind": kind, "page": page, "filters": filters, "base_models": selectors.base_models_all(),
-        "orderings": list(selectors.ORDERINGS), "states": VersionState.values,
+        "kind": kind, "page": page, "filters": filters,
+        "facets": [(name, title, facets[name]) for name, title in FACETS if facets[name] or name in active],
+        "active": active, "widen": _widen_hints(request, filters, active),
+        "orderings": selectors.ORDERING_LABELS,
     })
+
+
+def _widen_hints(request: HttpRequest, filters: selectors.RepositoryFilters, active: dict[str, str]) -> list[tuple[str, str]]:
+    """When nothing matched: (label, url) for each filter to drop, and the search alone."""
+    hints = []
+    for name, value in active.items():
+        query = request.GET.copy()
+        query.pop(name, None)
+        query.pop("page", None)
+        hints.append((f"without {name.replace('_', ' ')} “{value}”", "?" + query.urlencode()))
+    if filters.search and active:
+        hints.append((f"only the search “{filters.search}”", "?" + urlencode({"search": filters.search})))
+    return hints
 
 
 def repository_detail(request: HttpRequest, kind: str, owner: str, name: str, number: int | None = None) -> HttpResponse:
@@ -43,23 +74,90 @@ def repository_detail(request: HttpRequest, kind: str, owner: str, name: str, nu
         version = next((v for v in versions if v.state == VersionState.PUBLISHED), versions[0])
     else:
         version = selectors.version_get_visible(request.user, repo, number)
-    return render(request, "catalog/detail.html", {
+    files = list(version.files.all())
+    context = {
         "repo": repo, "version": version, "versions": versions, "card_html": render_markdown(version.card_text),
-        "is_owner": request.user == repo.owner,
-    })
+        "is_owner": request.user == repo.owner, "files": [(f, previews.is_viewable(f)) for f in files],
+        "stats": _stats_for_page(version.stats), "about": version.stats,
+        "total_bytes": sum(f.blob.size for f in files), "gguf": next((f for f in files if f.path == ADAPTER_GGUF), None),
+        "previous": next((v for v in versions if v.number < version.number), None),
+    }
+    if kind == RepoKind.ADAPTER:
+        context["usage"] = _usage(request, repo, version, context["gguf"])
+    else:
+        context["rows"] = _rows_for_page(request, version, files)
+        context["endpoint"] = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "catalog/detail.html", context)
+
+
+def _stats_for_page(stats: dict) -> dict:
+    """The stats a person reads, without the ones shown elsewhere (preview rows, per-file details, the About box's
+    rank, alpha and targets); sizes in bytes as sizes."""
+    hidden = {"preview", "files", "base_model", "license", "rank", "alpha", "target_modules", "tags", "task", "datasets"}
+    shown = {k: readable_bytes(v) if k.endswith("_bytes") and isinstance(v, int) else v
+             for k, v in stats.items() if k not in hidden}
+    norms = shown.pop("delta_norms", None)
+    if isinstance(norms, dict):  # per-module norms: the summary, and the largest few modules
+        per_module = {k: v for k, v in norms.items() if isinstance(v, int | float)}
+        nested = {k: v for k, v in norms.items() if not isinstance(v, int | float)}
+        if per_module:
+            top = sorted(per_module.items(), key=lambda item: -abs(item[1]))[:5]
+            shown["largest_update_norms"] = dict(top)
+            shown["modules_with_updates"] = len(per_module)
+        shown.update({f"delta_{k}": v for k, v in nested.items()})
+    return shown
+
+
+def _usage(request: HttpRequest, repo: Repository, version: Version, gguf) -> dict:
+    endpoint = request.build_absolute_uri("/").rstrip("/")
+    base = version.base_model.name if version.base_model else "BASE_MODEL"
+    stack_url = reverse("stack-builder") + "?" + urlencode({"base_model": base, "add": repo.full_name})
+    gguf_url = request.build_absolute_uri(reverse("adapter-file-page", args=[repo.owner.username, repo.name,
+                                                                            version.number, gguf.path])) if gguf else ""
+    return {"endpoint": endpoint, "base": base, "revision": f"v{version.number}", "stack_url": stack_url,
+            "gguf_url": gguf_url, "base_page": reverse("base-model", args=version.base_model.owner_name)
+            if version.base_model else ""}
+
+
+def _rows_for_page(request: HttpRequest, version: Version, files) -> dict | None:
+    splits = previews.data_files(files)
+    if not splits:
+        return None
+    chosen = request.GET.get("split", splits[0][0])
+    by_path = {f.path: f for f in files}
+    if chosen not in dict(splits):
+        chosen = splits[0][0]
+    try:
+        number = int(request.GET.get("rows", "1"))
+    except ValueError:
+        number = 1
+    totals = version.stats.get("files", {}) if isinstance(version.stats, dict) else {}
+    total = totals.get(chosen, {}).get("rows") if isinstance(totals.get(chosen), dict) else None
+    page = previews.row_page(by_path[chosen], dict(splits)[chosen], number, total,
+                             reveal_secrets=selectors.sees_sensitive(request.user, version))
+    return {"splits": splits, "page": page}
 
 
 def version_file(request: HttpRequest, kind: str, owner: str, name: str, number: int, path: str) -> HttpResponse:
+    """A small text file is shown in the page (highlighted); anything else, or `?download=1`, downloads."""
     repo = selectors.repository_get_visible(request.user, kind, owner, name)
     version = selectors.version_get_visible(request.user, repo, number)
-    return serve_version_file(request, version, selectors.version_file_get(version, path))
+    file = selectors.version_file_get(version, path)
+    if request.GET.get("download") or request.method != "GET" or not previews.is_viewable(file):
+        return serve_version_file(request, version, file)
+    return render(request, "catalog/file.html", {"repo": repo, "version": version, "file": file,
+                                                 "view": previews.text_view(file)})
 
 
 def base_model_detail(request: HttpRequest, owner: str, name: str) -> HttpResponse:
     base = selectors.base_model_get(f"{owner}/{name}")
     adapters = selectors.repositories_visible(request.user, RepoKind.ADAPTER,
-                                              selectors.RepositoryFilters(base_model=base.name))
-    return render(request, "catalog/base_model.html", {"base": base, "adapters": adapters[:50]})
+                                              selectors.RepositoryFilters(base_model=base.name, ordering="downloads"))
+    return render(request, "catalog/base_model.html", {
+        "base": base, "adapters": list(selectors.with_card_versions(request.user, adapters)[:48]),
+        "adapter_count": adapters.count(), "files": list(base.files.select_related("blob")),
+        "config": {k: v for k, v in base.config.items() if isinstance(v, str | int | float | bool)},
+    })
 
 
 @login_required
@@ -68,12 +166,23 @@ def upload(request: HttpRequest, kind: str) -> HttpResponse:
     return render(request, "catalog/upload.html", {
         "kind": kind, "base_models": selectors.base_models_all(),
         "own_repositories": Repository.objects.filter(owner=request.user, kind=kind).order_by("name"),
-        "preset_name": request.GET.get("name", ""),
+        "preset_name": request.GET.get("name", ""), "preset_base": request.GET.get("base_model", ""),
     })
 
 
 def version_status(request: HttpRequest, kind: str, owner: str, name: str, number: int) -> HttpResponse:
-    """Follows validation live: the page polls the version's API resource and lists every check."""
+    """Follows validation live: the page re-fetches its status fragment (`?fragment=1`) until the version settles."""
     repo = selectors.repository_get_visible(request.user, kind, owner, name)
     version = selectors.version_get_visible(request.user, repo, number)
-    return render(request, "catalog/status.html", {"repo": repo, "version": version})
+    lines = check_help.checks_for_people(version.validation_report or {})
+    context = {
+        "repo": repo, "version": version, "checks": [line for line in lines if line.status != "skipped"],
+        "skipped": [line for line in lines if line.status == "skipped"],
+        "failed_count": sum(line.status == "failed" for line in lines),
+        "stages": check_help.stages_of(version.state), "queue_position": selectors.version_queue_position(version),
+        "settled": version.state not in (VersionState.UPLOADED, VersionState.VALIDATING),
+        "is_owner": request.user == repo.owner,
+    }
+    if request.GET.get("fragment"):
+        return render(request, "catalog/_status_live.html", context)
+    return render(request, "catalog/status.html", context)

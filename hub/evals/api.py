@@ -16,8 +16,10 @@ from hub.api.schema import api_error
 from hub.catalog.models import RepoKind
 from hub.catalog.selectors import base_model_get, repository_get_visible
 from hub.core.params import ascii_int
-from hub.evals import selectors
 from hub.evals.models import EvalRun
+from hub.evals.selectors.cards import HistorySeries, adapter_eval_card, adapter_version_for_card, stack_eval_cards
+from hub.evals.selectors.leaderboards import KINDS, SORTS, BoardSummary, Leaderboard, leaderboard, leaderboards_index
+from hub.evals.selectors.runs import run_get_visible
 from hub.evals.services import eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
@@ -76,8 +78,19 @@ class ScoreHistoryOut(serializers.Serializer):
     base_value = serializers.FloatField(allow_null=True)
 
     @extend_schema_field(HistoryPointOut(many=True))
-    def get_points(self, obj: selectors.HistorySeries) -> list[dict]:
+    def get_points(self, obj: HistorySeries) -> list[dict]:
         return [{"version": number, "value": value} for number, value in obj.points]
+
+
+class ContaminationOut(serializers.Serializer):
+    """The row's training data holds rows of the suite's eval set (hub/evals/contamination.py)."""
+
+    suite = serializers.CharField()
+    overlap = serializers.FloatField(help_text="share of the eval set's rows found in the training data")
+    rows = serializers.IntegerField(help_text="eval rows found (by a normalised 13-gram or as a near duplicate)")
+    eval_rows = serializers.IntegerField()
+    training_dataset = serializers.CharField()
+    member = serializers.CharField(help_text="for a stack: the member adapter whose training data it is")
 
 
 class AdapterEvalsOut(serializers.Serializer):
@@ -87,6 +100,7 @@ class AdapterEvalsOut(serializers.Serializer):
     runs = RunBriefOut(many=True, help_text="the newest run of each suite on this adapter, in any state")
     base_runs = RunBriefOut(many=True)
     history = ScoreHistoryOut(many=True, help_text="each suite's primary metric across the adapter's versions")
+    contamination = ContaminationOut(many=True, help_text="suites whose eval rows the adapter's training data holds")
 
 
 class AdapterEvals(APIView):
@@ -98,17 +112,17 @@ class AdapterEvals(APIView):
         number = request.query_params.get("version")
         if number is not None and ascii_int(number) is None:
             raise ApiError("invalid", "version must be a number")
-        version = selectors.adapter_version_for_card(request.user, repo, None if number is None else ascii_int(number))
-        card = selectors.adapter_eval_card(request.user, version)
+        version = adapter_version_for_card(request.user, repo, None if number is None else ascii_int(number))
+        card = adapter_eval_card(request.user, version)
         return Response(AdapterEvalsOut({"adapter": repo.full_name, "version": version.number, "results": card.rows,
                                          "runs": card.runs, "base_runs": card.base_runs,
-                                         "history": card.history}).data)
+                                         "history": card.history, "contamination": card.contamination}).data)
 
 
 class RunDetail(APIView):
     @extend_schema(responses=RunOut)
     def get(self, request: Request, run_id: int) -> Response:
-        return Response(RunOut(selectors.run_get_visible(request.user, run_id)).data)
+        return Response(RunOut(run_get_visible(request.user, run_id)).data)
 
 
 class RunRerun(APIView):
@@ -116,7 +130,7 @@ class RunRerun(APIView):
 
     @extend_schema(request=None, responses={202: RunBriefOut, 409: api_error("the run is being worked on now")})
     def post(self, request: Request, run_id: int) -> Response:
-        run = selectors.run_get_visible(request.user, run_id)
+        run = run_get_visible(request.user, run_id)
         run = eval_run_rerun(run=run, moderator=request.user)
         return Response(RunBriefOut(run).data, status=202)
 
@@ -153,6 +167,7 @@ class LeaderboardEntryOut(serializers.Serializer):
     downloads = serializers.IntegerField(allow_null=True)
     date = serializers.DateTimeField(allow_null=True)
     stacking = StackingOut(allow_null=True)
+    contamination = ContaminationOut(allow_null=True)
     run = RunBriefOut()
 
 
@@ -165,6 +180,9 @@ class LeaderboardOut(serializers.Serializer):
     metrics = serializers.ListField(child=serializers.CharField())
     higher_is_better = serializers.BooleanField()
     results = LeaderboardEntryOut(source="entries", many=True)
+    contamination_threshold = serializers.FloatField(help_text="rows whose contamination overlap is above this are "
+                                                                "hidden unless contaminated=show")
+    hidden_contaminated = serializers.IntegerField()
 
 
 class BoardSummaryOut(serializers.Serializer):
@@ -175,7 +193,7 @@ class BoardSummaryOut(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     url = serializers.SerializerMethodField()
 
-    def get_url(self, obj: selectors.BoardSummary) -> str:
+    def get_url(self, obj: BoardSummary) -> str:
         return f"{reverse('api:leaderboard', kwargs={'owner': obj.owner, 'name': obj.name})}?suite={quote(obj.suite)}"
 
 
@@ -183,20 +201,23 @@ LEADERBOARD_PARAMS = [
     OpenApiParameter("suite", str, description="general-perplexity (default) or task:owner/dataset[:split]"),
     OpenApiParameter("suite_version", str, description="default: the newest"),
     OpenApiParameter("metric", str, description="default: the suite's primary metric"),
-    OpenApiParameter("kind", str, description=" | ".join(selectors.KINDS)),
+    OpenApiParameter("kind", str, description=" | ".join(KINDS)),
     OpenApiParameter("q", str, description="name contains"),
-    OpenApiParameter("sort", str, description=" | ".join(selectors.SORTS)),
+    OpenApiParameter("sort", str, description=" | ".join(SORTS)),
     OpenApiParameter("order", str, description="asc | desc (default: better first for scores)"),
+    OpenApiParameter("contaminated", str, enum=["", "show"],
+                     description="show: also rows whose training data holds more of the eval set than the threshold"),
 ]
 
 
-def leaderboard_from(request, owner: str, name: str) -> selectors.Leaderboard:
+def leaderboard_from(request, owner: str, name: str) -> Leaderboard:
     """The leaderboard a request asks for (shared by the API and the page)."""
     params = request.GET
-    return selectors.leaderboard(
+    return leaderboard(
         base_model_get(f"{owner}/{name}"), params.get("suite") or GENERAL_PERPLEXITY_ID,
         suite_version=params.get("suite_version", ""), metric=params.get("metric", ""), kind=params.get("kind", ""),
         search=params.get("q", ""), sort=params.get("sort", "score"), order=params.get("order", ""),
+        show_contaminated=params.get("contaminated") == "show",
     )
 
 
@@ -207,7 +228,7 @@ class LeaderboardIndexOut(serializers.Serializer):
 class LeaderboardList(APIView):
     @extend_schema(responses=LeaderboardIndexOut, operation_id="leaderboards_list")
     def get(self, request: Request) -> Response:
-        return Response(LeaderboardIndexOut({"results": selectors.leaderboards_index()}).data)
+        return Response(LeaderboardIndexOut({"results": leaderboards_index()}).data)
 
 
 class LeaderboardDetail(APIView):
@@ -235,6 +256,6 @@ class StackEvals(APIView):
         build = stack_get(recipe_hash)
         if stack_withdrawn_reason(build) and not getattr(request.user, "is_moderator", False):
             raise ApiError("withdrawn", stack_withdrawn_reason(build), status_code=404)
-        cards = selectors.stack_eval_cards(build)
+        cards = stack_eval_cards(build)
         return Response(StackEvalsOut({"recipe_hash": build.recipe_hash, "artifacts": cards,
                                        "stacking": cards[0].stacking if cards else None}).data)

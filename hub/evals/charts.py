@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from hub.core.formatting import readable_bytes, readable_number, tick_labels
+
 WIDTH, HEIGHT = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 16, 48
 COLOURS = {"base": "#111827", "adapter": "#4f46e5", "stack": "#15803d", "quantized": "#b45309"}
@@ -27,10 +29,8 @@ class Point:
 
 
 def number(value: float) -> str:
-    """Short, readable tick and tooltip numbers."""
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.2e}"
-    return f"{value:.4g}"
+    """Tooltip numbers, as every page prints them."""
+    return readable_number(value)
 
 
 def ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -54,7 +54,7 @@ class _Axes:
     """Maps data to the plot area and draws the frame, ticks, grid and axis labels."""
 
     def __init__(self, xs: Sequence[float], ys: Sequence[float], *, x_label: str, y_label: str,
-                 log_x: bool = False, integer_x: bool = False) -> None:
+                 log_x: bool = False, integer_x: bool = False, x_bytes: bool = False) -> None:
         self.log_x = log_x
         if log_x:
             exponents = [math.log10(x) for x in xs]
@@ -70,17 +70,17 @@ class _Axes:
         y_ticks = ticks(*self.y_range)
         self.y_range = (min(self.y_range[0], y_ticks[0]), max(self.y_range[1], y_ticks[-1]))
         self.parts = [f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - LEFT - RIGHT}" height="{HEIGHT - TOP - BOTTOM}" '
-                      'fill="#fff" stroke="#9ca3af"/>']
-        for tick in x_ticks:
+                      'class="frame" fill="#fff" stroke="#9ca3af"/>']
+        x_ticks = [tick for tick in x_ticks if LEFT <= self.x(tick) <= WIDTH - RIGHT]
+        x_texts = [readable_bytes(t * 1e6) for t in x_ticks] if x_bytes else tick_labels(x_ticks)
+        for tick, text in zip(x_ticks, x_texts, strict=True):
             x = self.x(tick)
-            if LEFT <= x <= WIDTH - RIGHT:
-                self.parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#eef0f3"/>'
-                                  f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-                                  f'{escape(number(tick))}</text>')
-        for tick in y_ticks:
+            self.parts.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{HEIGHT - BOTTOM}" stroke="#eef0f3"/>'
+                              f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">{escape(text)}</text>')
+        for tick, text in zip(y_ticks, tick_labels(y_ticks), strict=True):
             y = self.y(tick)
             self.parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#eef0f3"/>'
-                              f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(number(tick))}</text>')
+                              f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(text)}</text>')
         self.parts.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2}" y="{HEIGHT - 8}" text-anchor="middle" '
                           f'font-weight="600">{escape(x_label)}</text>')
         self.parts.append(f'<text transform="translate(16 {(TOP + HEIGHT - BOTTOM) / 2}) rotate(-90)" '
@@ -104,15 +104,19 @@ class _Axes:
         )
 
 
-def scatter(points: Sequence[Point], *, x_label: str, y_label: str, title: str, log_x: bool = False) -> SafeString:
-    """One dot per point, coloured by kind, with its label beside it and in its tooltip; a legend of the kinds."""
+def scatter(points: Sequence[Point], *, x_label: str, y_label: str, title: str, log_x: bool = False,
+            x_megabytes: bool = False) -> SafeString:
+    """One dot per point, coloured by kind, with its label beside it and in its tooltip; a legend of the kinds.
+    `x_megabytes`: x is a size in MB, labelled as sizes (10 KB, 1 MB)."""
     if not points:
         return SafeString("")
-    axes = _Axes([p.x for p in points], [p.y for p in points], x_label=x_label, y_label=y_label, log_x=log_x)
+    axes = _Axes([p.x for p in points], [p.y for p in points], x_label=x_label, y_label=y_label, log_x=log_x,
+                 x_bytes=x_megabytes)
     dots, labelled = [], []
     for point in points:
         x, y, colour = axes.x(point.x), axes.y(point.y), COLOURS.get(point.kind, "#6b7280")
-        tip = escape(f"{point.label}: {number(point.y)} at {number(point.x)}")
+        at = readable_bytes(point.x * 1e6) if x_megabytes else number(point.x)
+        tip = escape(f"{point.label}: {number(point.y)} at {at}")
         # A label that would overprint an earlier one is left to the tooltip.
         free = all(abs(x - lx) > 150 or abs(y - ly) > 12 for lx, ly in labelled)
         text = (f'<text x="{x + 7:.1f}" y="{y - 6:.1f}" fill="{colour}">{escape(_short(point.label))}</text>'

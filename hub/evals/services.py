@@ -15,11 +15,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from hub.accounts.models import User
+from hub.audit.services import audit_record
 from hub.catalog.models import BaseModel, RepoKind, Repository, Version
 from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, count_attempt, lease_expired, renew_lease
 from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
-from hub.evals.selectors import latest_published_versions, retention_by_version
+from hub.evals.selectors.scores import latest_published_versions, retention_by_version
 from hub.evals.signals import eval_run_queued
 from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
@@ -149,8 +150,6 @@ def eval_run_record_failure(*, run: EvalRun, reason: str) -> bool:
 @transaction.atomic
 def eval_run_rerun(*, run: EvalRun, moderator: User) -> EvalRun:
     """Run it again from scratch (moderators only). A suite that could not be built is resolved again first."""
-    from hub.moderation.audit import audit_record  # moderation builds on the catalog: import late
-
     if not getattr(moderator, "is_moderator", False):
         raise PermissionDenied("only moderators can re-run evaluations")
     locked = EvalRun.objects.select_for_update().get(pk=run.pk)

@@ -27,7 +27,7 @@ from django.conf import settings
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionState
 from hub.core.params import ascii_int
-from workers.engine.datasets import task_row
+from workers.engine.datasets import EVAL_SPLITS, task_row
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,
@@ -38,8 +38,6 @@ from workers.engine.evals import (
     task_suite,
 )
 
-# Splits that hold held-out rows, in order of preference.
-EVAL_SPLITS = ("eval", "validation", "valid", "dev", "test")
 DATA_SUFFIXES = (".jsonl", ".csv")
 UNRESOLVED = "unresolved"  # the version of a declared task suite that could not be built
 

@@ -5,16 +5,13 @@ Uploads and downloads never wait for these: they run on their own queue, after p
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.dispatch import receiver
 
 from hub.catalog.workdir import materialize_cached, materialize_shared
 from hub.core.leases import lease_heartbeat
-from hub.core.tasks import run_when_a_worker_starts
+from hub.core.tasks import failures_recorded, run_when_a_worker_starts
 from hub.evals.models import EvalRun
 from hub.evals.services import (
     eval_run_claim,
@@ -29,7 +26,6 @@ from hub.evals.suites import suite_from_spec
 from workers.engine.errors import EngineInputError
 from workers.engine.evals import Backend, GGUFBackend, TransformersBackend, run_suite
 
-log = logging.getLogger(__name__)
 QUEUE = "evals"
 
 
@@ -51,20 +47,20 @@ def run_eval(run_id: int) -> str:
     run = eval_run_claim(run_id=run_id, lease_seconds=lease)
     if run is None:
         return "nothing to do"
-    try:
-        with lease_heartbeat(lambda: eval_run_renew_lease(run=run, lease_seconds=lease), lease_seconds=lease,
-                             name=f"eval-{run_id}"):
-            suite = suite_from_spec(run.suite, run.suite_spec)
-            if suite.version != run.suite_version:
-                raise EngineInputError(f"this worker builds {run.suite} version {suite.version}, not "
-                                       f"{run.suite_version} (another engine or corpus)", field="suite_version")
-            result = run_suite(suite, eval_backend(run_subject(run)), seed=settings.EVAL_SEED)
-    except SoftTimeLimitExceeded:
-        eval_run_record_failure(run=run, reason=f"timed out after {settings.EVAL_TIMEOUT_SECONDS} s")
-        return "failed"
-    except Exception as exc:  # any failure to load or run the model is the run's result, with its reason
-        log.exception("eval run %s failed", run_id)
-        eval_run_record_failure(run=run, reason=f"{type(exc).__name__}: {exc}")
+    # Any failure to load or run the model is the run's result, with its reason: recorded, not raised again.
+    with (
+        failures_recorded(lambda failure: eval_run_record_failure(run=run, reason=failure.reason),
+                          name=f"eval run {run_id}", time_limit_seconds=settings.EVAL_TIMEOUT_SECONDS,
+                          reraise_bugs=False) as outcome,
+        lease_heartbeat(lambda: eval_run_renew_lease(run=run, lease_seconds=lease), lease_seconds=lease,
+                        name=f"eval-{run_id}"),
+    ):
+        suite = suite_from_spec(run.suite, run.suite_spec)
+        if suite.version != run.suite_version:
+            raise EngineInputError(f"this worker builds {run.suite} version {suite.version}, not "
+                                   f"{run.suite_version} (another engine or corpus)", field="suite_version")
+        result = run_suite(suite, eval_backend(run_subject(run)), seed=settings.EVAL_SEED)
+    if outcome.failed:
         return "failed"
     return "finished" if eval_run_record_result(run=run, result=result) else "superseded"
 

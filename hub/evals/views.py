@@ -9,28 +9,33 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from hub.evals import charts, selectors
+from hub.core.formatting import metric_label
+from hub.evals import charts
 from hub.evals.api import leaderboard_from
+from hub.evals.selectors.cards import stack_eval_cards
+from hub.evals.selectors.leaderboards import KINDS, SORTS, Leaderboard, leaderboards_index, stack_label
+from hub.evals.selectors.runs import run_get_visible
 from hub.evals.services import RerunRefused, eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 
 RECORDS_PER_PAGE = 50
-X_AXES = {"size": ("size (MB, log scale)", True), "bpw": ("bits per weight", False)}
+X_AXES = {"size": ("size (log scale)", True), "bpw": ("bits per weight", False)}
 
 
 def leaderboards(request: HttpRequest) -> HttpResponse:
-    return render(request, "evals/leaderboards.html", {"boards": selectors.leaderboards_index()})
+    return render(request, "evals/leaderboards.html", {"boards": leaderboards_index()})
 
 
-def leaderboard_chart(board: selectors.Leaderboard, x_axis: str) -> str:
+def leaderboard_chart(board: Leaderboard, x_axis: str) -> str:
     """Score against size (every row) or bits per weight (rows that hold whole models)."""
     label, log_x = X_AXES[x_axis]
     points = [charts.Point(entry.size / 1e6 if x_axis == "size" else entry.bits_per_weight, entry.value, entry.name,
                            entry.kind)
               for entry in board.entries
               if entry.value is not None and (entry.size > 0 if x_axis == "size" else entry.bits_per_weight)]
-    return charts.scatter(points, x_label=label, y_label=board.metric, log_x=log_x,
-                          title=f"{board.suite} {board.metric} against {label}")
+    metric = metric_label(board.metric)
+    return charts.scatter(points, x_label=label, y_label=metric, log_x=log_x, x_megabytes=x_axis == "size",
+                          title=f"{board.suite} {metric} against {label}")
 
 
 def leaderboard_page(request: HttpRequest, owner: str, name: str) -> HttpResponse:
@@ -38,14 +43,14 @@ def leaderboard_page(request: HttpRequest, owner: str, name: str) -> HttpRespons
     x_axis = request.GET.get("x") if request.GET.get("x") in X_AXES else "size"
     return render(request, "evals/leaderboard.html", {
         "board": board, "chart": leaderboard_chart(board, x_axis), "x_axis": x_axis,
-        "suites": [b.suite for b in selectors.leaderboards_index() if b.base_model == board.base_model.name],
-        "kinds": selectors.KINDS, "sorts": selectors.SORTS, "params": request.GET,
+        "suites": [b.suite for b in leaderboards_index() if b.base_model == board.base_model.name],
+        "kinds": KINDS, "sorts": SORTS, "params": request.GET,
     })
 
 
 def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
     """Every item of a run: its input, the choices' log-likelihoods or the generated output, right or wrong."""
-    run = selectors.run_get_visible(request.user, run_id)
+    run = run_get_visible(request.user, run_id)
     page = Paginator(run.records or [], RECORDS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "evals/run.html", {"run": run, "page": page})
 
@@ -54,7 +59,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     """The moderators' button: anyone else gets 403 (eval_run_rerun refuses)."""
-    run = selectors.run_get_visible(request.user, run_id)
+    run = run_get_visible(request.user, run_id)
     try:
         eval_run_rerun(run=run, moderator=request.user)
         messages.success(request, f"{run} is queued again.")
@@ -68,5 +73,5 @@ def stack_evals_page(request: HttpRequest, recipe_hash: str) -> HttpResponse:
     withdrawn = stack_withdrawn_reason(build)
     if withdrawn and not getattr(request.user, "is_moderator", False):
         raise Http404(withdrawn)
-    return render(request, "evals/stack.html", {"build": build, "cards": selectors.stack_eval_cards(build),
-                                                "label": selectors.stack_label(build)})
+    return render(request, "evals/stack.html", {"build": build, "cards": stack_eval_cards(build),
+                                                "label": stack_label(build)})

@@ -76,6 +76,14 @@ class Revision:
     pipeline_tag: str | None = None
     library_name: str | None = None
     card_data: dict | None = None
+    ref: str = ""  # the tag naming this revision (`v3`), or "" when only `main` and the commit id name it
+    title: str = ""  # the commit title `list_repo_commits` shows
+    # This revision and those before it that the caller may see, newest first (None: it has no history).
+    older: Callable[[], Sequence[Revision]] | None = None
+
+    @property
+    def history(self) -> Sequence[Revision]:
+        return self.older() if self.older is not None else (self,)
 
     def file(self, path: str) -> HubFile:
         found = next((f for f in self.files if f.path == path), None)
@@ -128,6 +136,33 @@ def tree_entries(revision: Revision, *, path: str, recursive: bool) -> list[HubF
     return [entries[p] for p in sorted(entries)]
 
 
+def last_commits(revision: Revision) -> dict[str, Revision]:
+    """For each file of `revision`, the oldest revision since which it has had its current content (git's "last
+    commit" of a file, along the linear history of versions)."""
+    last = {f.path: revision for f in revision.files}
+    unchanged = {f.path: f.sha256 for f in revision.files}
+    for older in revision.history[1:]:
+        held = {f.path: f.sha256 for f in older.files}
+        unchanged = {p: s for p, s in unchanged.items() if held.get(p) == s}
+        if not unchanged:
+            break
+        last.update(dict.fromkeys(unchanged, older))
+    return last
+
+
+def paths_info(revision: Revision, paths: Sequence[str]) -> list[HubFile | HubFolder]:
+    """The entries for `paths` that exist in `revision` (files, or folders holding files); the rest are skipped, as
+    the Hub skips them."""
+    files = {f.path: f for f in revision.files}
+    found: list[HubFile | HubFolder] = []
+    for path in dict.fromkeys(p.strip("/") for p in paths):
+        if path in files:
+            found.append(files[path])
+        elif path and any(p.startswith(f"{path}/") for p in files):
+            found.append(_folder(revision, path))
+    return found
+
+
 def _folder(revision: Revision, path: str) -> HubFolder:
     digest = hashlib.sha1(usedforsecurity=False)
     for file in revision.files:
@@ -168,8 +203,7 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
     if version is None:
         raise HubError(REVISION_NOT_FOUND, f"{revision!r} is not a revision of {repo.full_name}: use main, a commit "
                                            "id, v<N> or <N>")
-    prefetch_related_objects([version], "tags", "files__blob")
-    return _catalog_revision(repo, version)
+    return _catalog_revision(repo, version, visible)
 
 
 def catalog_repositories(*, user: User | AnonymousUser, repo_type: str, search: str = "", author: str = "",
@@ -186,7 +220,7 @@ def catalog_repositories(*, user: User | AnonymousUser, repo_type: str, search: 
 
 def catalog_main_revision(repo: Repository) -> Revision:
     """`main` of a repository from `catalog_repositories`."""
-    return _catalog_revision(repo, _main(repo.visible_versions))
+    return _catalog_revision(repo, _main(repo.visible_versions), repo.visible_versions)
 
 
 def _main(visible: list[Version]) -> Version:
@@ -200,10 +234,18 @@ def _named(versions: list[Version], revision: str) -> Version | None:
     return next((v for v in versions if revision.lower() in {v.commit_sha, f"v{v.number}", str(v.number)}), None)
 
 
-def _catalog_revision(repo: Repository, version: Version) -> Revision:
+def _catalog_revision(repo: Repository, version: Version, visible: list[Version]) -> Revision:
+    """A version as a revision; `visible` are the repository's versions the caller may see, newest first."""
+    prefetch_related_objects([version], "tags", "files__blob")
     stored = {f.path: f for f in version.files.all()}
+
+    def older() -> list[Revision]:
+        before = [v for v in visible if v.number < version.number]
+        prefetch_related_objects(before, "tags", "files__blob")
+        return [revision, *(_catalog_revision(repo, v, visible) for v in before)]
+
     repo_type = REPO_TYPE_OF[repo.kind]
-    return Revision(
+    revision = Revision(
         repo_type=repo_type,
         repo_id=repo.full_name,
         sha=version.commit_sha,
@@ -219,4 +261,8 @@ def _catalog_revision(repo: Repository, version: Version) -> Revision:
         pipeline_tag=version.task or None,
         library_name="peft" if repo_type == "model" else None,
         card_data=version.card or None,
+        ref=f"v{version.number}",
+        title=f"v{version.number} ({version.get_state_display().lower()})",
+        older=older,
     )
+    return revision

@@ -71,12 +71,51 @@ class TreeFolderOut(serializers.Serializer):
     path = serializers.CharField()
 
 
-def tree_out(entries: list[HubFile | HubFolder]) -> list[dict]:
-    return [(TreeFileOut if isinstance(e, HubFile) else TreeFolderOut)(e).data for e in entries]
+class LastCommitOut(serializers.Serializer):
+    id = serializers.CharField(source="sha")
+    title = serializers.CharField()
+    date = serializers.DateTimeField(source="last_modified")
+
+
+def tree_out(entries: list[HubFile | HubFolder], last_commits: dict[str, Revision] | None = None) -> list[dict]:
+    """Tree entries; with `last_commits` (the `expand` of the client), each file's last commit too."""
+    out = []
+    for entry in entries:
+        data = (TreeFileOut if isinstance(entry, HubFile) else TreeFolderOut)(entry).data
+        if last_commits is not None and entry.path in last_commits:
+            data = {**data, "lastCommit": LastCommitOut(last_commits[entry.path]).data}
+        out.append(data)
+    return out
 
 
 class TreeIn(serializers.Serializer):
     recursive = serializers.BooleanField(default=False)
+    expand = serializers.BooleanField(default=False)
+
+
+class PathsInfoIn(serializers.Serializer):
+    paths = serializers.ListField(child=serializers.CharField(max_length=1000), max_length=1000)
+    expand = serializers.BooleanField(default=False)
+
+
+class CommitOut(serializers.Serializer):
+    """A version as `list_repo_commits` reads a commit."""
+
+    id = serializers.CharField(source="sha")
+    title = serializers.CharField()
+    message = serializers.CharField(source="title")
+    authors = serializers.SerializerMethodField()
+    date = serializers.DateTimeField(source="last_modified")
+
+    def get_authors(self, revision: Revision) -> list[dict]:
+        return [{"user": revision.author}]
+
+
+def refs_out(revision: Revision) -> dict:
+    """`list_repo_refs`: the branch `main` and a tag `v<N>` per version the caller may see."""
+    tags = [{"name": r.ref, "ref": f"refs/tags/{r.ref}", "targetCommit": r.sha} for r in revision.history if r.ref]
+    return {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": revision.sha}],
+            "tags": tags, "converts": [], "pullRequests": []}
 
 
 class RepoListIn(serializers.Serializer):

@@ -1,8 +1,10 @@
 """Hugging Face Hub-compatible routes, at the site root where huggingface_hub looks for them (`HF_ENDPOINT`)."""
 
-from django.urls import path, register_converter
+from django.urls import path, re_path, register_converter
 
-from hub.hfcompat import views
+from hub.hfcompat import views, writes
+
+app_name = "hfcompat"
 
 
 class ModelNamespaceConverter:
@@ -33,8 +35,23 @@ for prefix, repo_type in (("models", "model"), ("datasets", "dataset")):
         path(f"api/{prefix}/{REPO}/revision/<str:revision>", views.RepoInfo.as_view(), kwargs),
         path(f"api/{prefix}/{REPO}/tree/<str:revision>", views.RepoTree.as_view(), kwargs),
         path(f"api/{prefix}/{REPO}/tree/<str:revision>/<path:path>", views.RepoTree.as_view(), kwargs),
+        path(f"api/{prefix}/{REPO}/paths-info/<str:revision>", views.PathsInfo.as_view(), kwargs),
+        path(f"api/{prefix}/{REPO}/commits/<str:revision>", views.RepoCommits.as_view(), kwargs),
+        path(f"api/{prefix}/{REPO}/refs", views.RepoRefs.as_view(), kwargs),
+        path(f"api/{prefix}/{REPO}/preupload/<str:revision>", writes.Preupload.as_view(), kwargs),
+        path(f"api/{prefix}/{REPO}/commit/<str:revision>", writes.commit_create, kwargs),
     ]
 urlpatterns += [
+    path("api/repos/create", writes.RepoCreate.as_view()),
+    path("api/validate-yaml", writes.ValidateYaml.as_view()),
+    path("api/lfs/verify", writes.LfsVerify.as_view(), name="lfs-verify"),
+    path("api/lfs/uploads/<str:token>", writes.LfsUpload.as_view(), name="lfs-upload"),
+    path("api/lfs/uploads/<str:token>/<int:part>", writes.LfsUploadPart.as_view(), name="lfs-upload-part"),
+    # The Git LFS batch API of a repository: `<id>.git/info/lfs/objects/batch`, under `datasets/` for datasets.
+    re_path(r"^datasets/(?P<namespace>[^/]+)/(?P<name>[^/]+)\.git/info/lfs/objects/batch$", writes.LfsBatch.as_view(),
+            {"repo_type": "dataset"}),
+    re_path(r"^(?P<namespace>[^/]+)/(?P<name>[^/]+)\.git/info/lfs/objects/batch$", writes.LfsBatch.as_view(),
+            {"repo_type": "model"}),
     path(f"datasets/{REPO}/resolve/<str:revision>/<path:path>", views.ResolveFile.as_view(), {"repo_type": "dataset"}),
     path("<model_namespace:namespace>/<str:name>/resolve/<str:revision>/<path:path>", views.ResolveFile.as_view(),
          {"repo_type": "model"}),

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from hub.api.pagination import HubCursorPagination
 from hub.hfcompat import selectors
 from hub.hfcompat.errors import exception_handler
-from hub.hfcompat.serializers import RepoListIn, TreeIn, info_out, tree_out
+from hub.hfcompat.serializers import CommitOut, PathsInfoIn, RepoListIn, TreeIn, info_out, refs_out, tree_out
 
 
 class LinkHeaderPagination(HubCursorPagination):
@@ -81,7 +81,38 @@ class RepoTree(HubView):
         query.is_valid(raise_exception=True)
         found = self.resolve(request, repo_type, namespace, name, revision)
         entries = selectors.tree_entries(found, path=path.strip("/"), recursive=query.validated_data["recursive"])
-        return Response(tree_out(entries))
+        return Response(tree_out(entries, selectors.last_commits(found) if query.validated_data["expand"] else None))
+
+
+class PathsInfo(HubView):
+    """POST /api/{models,datasets}/<id>/paths-info/<rev> (form: `paths`, `expand`): `get_paths_info`, and
+    `HfFileSystem.info`."""
+
+    permission_classes = []  # a read sent as a POST: who may see what is the resolver's business
+
+    def post(self, request: Request, repo_type: str, namespace: str, name: str, revision: str) -> Response:
+        data = request.data
+        query = PathsInfoIn(data={"paths": data.getlist("paths") if hasattr(data, "getlist") else data.get("paths"),
+                                  "expand": data.get("expand", False)})
+        query.is_valid(raise_exception=True)
+        found = self.resolve(request, repo_type, namespace, name, revision)
+        entries = selectors.paths_info(found, query.validated_data["paths"])
+        return Response(tree_out(entries, selectors.last_commits(found) if query.validated_data["expand"] else None))
+
+
+class RepoCommits(HubView):
+    """GET /api/{models,datasets}/<id>/commits/<rev>: `list_repo_commits`, newest first (one per version)."""
+
+    def get(self, request: Request, repo_type: str, namespace: str, name: str, revision: str) -> Response:
+        found = self.resolve(request, repo_type, namespace, name, revision)
+        return Response(CommitOut(found.history, many=True).data)
+
+
+class RepoRefs(HubView):
+    """GET /api/{models,datasets}/<id>/refs: `list_repo_refs`."""
+
+    def get(self, request: Request, repo_type: str, namespace: str, name: str) -> Response:
+        return Response(refs_out(self.resolve(request, repo_type, namespace, name, selectors.MAIN)))
 
 
 class ResolveFile(HubView):

@@ -1,29 +1,9 @@
-"""Admin views of moderation data. The audit log is read-only here as everywhere; decisions go through services."""
+"""Admin views of moderation data, read-only (as the audit log's, in hub.audit.admin); decisions go through services."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 
-from hub.moderation.models import AuditEntry, Notification, Report, ReviewItem, Takedown
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never edited in the admin: changes to these rows must come with an audit entry."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "actor_name", "action", "target_kind", "target_label", "reason")
-    list_filter = ("action", "target_kind")
-    search_fields = ("actor_name", "target_label", "reason")
+from hub.core.readonly_admin import ReadOnlyAdmin
+from hub.moderation.models import Notification, Report, ReviewItem, Takedown
 
 
 @admin.register(ReviewItem)

@@ -17,11 +17,12 @@ from hub.accounts.auth import TokenScopePermission
 from hub.api.errors import ApiError
 from hub.api.fields import RequiredText, TextField
 from hub.api.schema import api_error
+from hub.audit import selectors as audit_selectors
+from hub.audit.models import AuditEntry
 from hub.catalog.api import FileOut
 from hub.core.params import ascii_int
 from hub.moderation import selectors
 from hub.moderation.models import (
-    AuditEntry,
     RejectReason,
     Report,
     ReportReason,
@@ -30,21 +31,20 @@ from hub.moderation.models import (
     ReviewItem,
     Takedown,
 )
-from hub.moderation.services import (
+from hub.moderation.services.reports import report_create, reports_resolve
+from hub.moderation.services.review import (
     BULK_DECISIONS,
-    report_create,
-    reports_resolve,
     review_item_claim,
     review_item_decide,
     review_item_release,
     review_items_decide_bulk,
-    takedown_lift,
 )
+from hub.moderation.services.takedowns import takedown_lift
 from hub.moderation.targets import TARGET_TYPES, target_type
 
 REVIEW = "moderation.review_version"
 RESOLVE = "moderation.resolve_report"
-AUDIT = "moderation.view_auditentry"
+AUDIT = "audit.view_auditentry"
 
 
 class ModeratorPermission(permissions.BasePermission):
@@ -365,12 +365,12 @@ class TakedownRepublish(ModerationApi, APIView):
 
 # target_id is a number; empty, like absent, means any.
 AUDIT_PARAMS = [OpenApiParameter(name, {"type": "string", "pattern": "^[0-9]{0,18}$"} if name == "target_id" else str)
-                for name in selectors.AuditFilters.__dataclass_fields__]
+                for name in audit_selectors.AuditFilters.__dataclass_fields__]
 
 
-def audit_filters(request: Request) -> selectors.AuditFilters:
-    filters = selectors.AuditFilters(**{f: request.query_params.get(f, "")
-                                        for f in selectors.AuditFilters.__dataclass_fields__})
+def audit_filters(request: Request) -> audit_selectors.AuditFilters:
+    filters = audit_selectors.AuditFilters(**{f: request.query_params.get(f, "")
+                                        for f in audit_selectors.AuditFilters.__dataclass_fields__})
     if filters.target_id and ascii_int(filters.target_id) is None:
         raise ApiError("invalid_filter", "target_id must be a number")
     return filters
@@ -382,7 +382,7 @@ class Audit(ModerationApi, generics.ListAPIView):
     cursor_ordering = ("-created_at", "-pk")
 
     def get_queryset(self):
-        return selectors.audit_entries(audit_filters(self.request))
+        return audit_selectors.audit_entries(audit_filters(self.request))
 
     @extend_schema(parameters=AUDIT_PARAMS)
     def get(self, request, *args, **kwargs):
@@ -399,7 +399,7 @@ class AuditCsv(ModerationApi, APIView):
 
     @extend_schema(parameters=AUDIT_PARAMS, responses={(200, "text/csv"): str})
     def get(self, request: Request) -> StreamingHttpResponse:
-        response = StreamingHttpResponse(selectors.audit_csv(selectors.audit_entries(audit_filters(request))),
+        response = StreamingHttpResponse(audit_selectors.audit_csv(audit_selectors.audit_entries(audit_filters(request))),
                                          content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="nomoat-audit.csv"'
         return response

@@ -6,7 +6,7 @@ Sent inside the transaction that recorded the validation, so the version and its
 from __future__ import annotations
 
 from hub.catalog.models import Version
-from hub.moderation.services import review_item_open
+from hub.moderation.services.review import review_item_open
 
 
 def on_version_passed_validation(sender: type, version: Version, **kwargs: object) -> None:

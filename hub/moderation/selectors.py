@@ -1,13 +1,10 @@
-"""Reads for moderation: the queue and what a reviewer sees of an item, reports, takedowns, the audit log."""
+"""Reads for moderation: the queue and what a reviewer sees of an item, reports, takedowns (the audit log's are hub.audit.selectors)."""
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,9 +17,7 @@ from hub.accounts.models import User
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import Version, VersionFile, VersionState
-from hub.core.params import ascii_int
 from hub.moderation.models import (
-    AuditEntry,
     Notification,
     Report,
     ReportStatus,
@@ -100,7 +95,7 @@ def review_outcome(version: Version) -> ReviewItem | None:
 def review_eval_results(version: Version) -> list[dict]:
     """Extension point filled by the evals app: the version's eval scores (suite, version, metric, score, base,
     delta), and its runs that did not finish with their state and reason. None until it is published."""
-    from hub.evals.selectors import version_eval_rows  # this extension point is all moderation knows of evals
+    from hub.evals.selectors.cards import version_eval_rows  # this extension point is all moderation knows of evals
 
     return version_eval_rows(version)
 
@@ -272,68 +267,6 @@ def reports_recently_resolved(limit: int = 25) -> QuerySet[Report]:
 
 def takedowns_active() -> QuerySet[Takedown]:
     return Takedown.objects.filter(lifted_at__isnull=True).select_related("created_by")
-
-
-# --- the audit log ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    action: str = ""
-    actor: str = ""
-    target_kind: str = ""
-    target_id: str = ""
-    search: str = ""
-
-
-def audit_entries(filters: AuditFilters | None = None) -> QuerySet[AuditEntry]:
-    filters = filters or AuditFilters()
-    qs = AuditEntry.objects.all()
-    if filters.action:
-        qs = qs.filter(action=filters.action)
-    if filters.actor:
-        qs = qs.filter(actor_name=filters.actor)
-    if filters.target_kind:
-        qs = qs.filter(target_kind=filters.target_kind)
-    target_id = ascii_int(filters.target_id)
-    if target_id is not None:
-        qs = qs.filter(target_id=target_id)
-    if filters.search:
-        qs = qs.filter(Q(target_label__icontains=filters.search) | Q(reason__icontains=filters.search))
-    return qs.order_by("-created_at", "-pk")
-
-
-def audit_actions() -> list[str]:
-    return list(AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct())
-
-
-AUDIT_CSV_COLUMNS = ("id", "created_at", "actor", "action", "target_kind", "target_id", "target_label", "before",
-                     "after", "reason")
-
-
-def _csv_safe(value: str) -> str:
-    """Spreadsheets run cells that start with = + - @ as formulas; labels and reasons come from users."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def audit_csv(entries: QuerySet[AuditEntry]) -> Iterator[str]:
-    """The entries as CSV text, a row at a time (for a streaming download)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(AUDIT_CSV_COLUMNS)
-    yield flush()
-    for e in entries.iterator(chunk_size=500):
-        writer.writerow([e.pk, e.created_at.isoformat(), _csv_safe(e.actor_name), e.action, e.target_kind,
-                         e.target_id, _csv_safe(e.target_label), json.dumps(e.before, sort_keys=True),
-                         json.dumps(e.after, sort_keys=True), _csv_safe(e.reason)])
-        yield flush()
 
 
 # --- notifications ---------------------------------------------------------------------------------------

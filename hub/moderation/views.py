@@ -19,22 +19,22 @@ from django.views.decorators.http import require_POST
 
 from hub.accounts.models import Role, User
 from hub.accounts.services import user_set_role
+from hub.audit import selectors as audit_selectors
 from hub.catalog.models import RepoKind
 from hub.catalog.selectors import base_models_all
 from hub.core.params import ascii_int
 from hub.moderation import selectors
 from hub.moderation.models import RejectReason, ReportReason, Resolution
-from hub.moderation.services import (
-    ModerationError,
-    notifications_mark_read,
-    report_create,
-    reports_resolve,
+from hub.moderation.services.notifications import notifications_mark_read
+from hub.moderation.services.refusals import ModerationError
+from hub.moderation.services.reports import report_create, reports_resolve
+from hub.moderation.services.review import (
     review_item_claim,
     review_item_decide,
     review_item_release,
     review_items_decide_bulk,
-    takedown_lift,
 )
+from hub.moderation.services.takedowns import takedown_lift
 from hub.moderation.targets import TargetNotFound, target_get
 
 PAGE_SIZE = 50
@@ -50,7 +50,7 @@ def moderators_with(perm: str) -> Callable[[View], View]:
 
 review_pages = moderators_with("moderation.review_version")
 report_pages = moderators_with("moderation.resolve_report")
-audit_pages = moderators_with("moderation.view_auditentry")
+audit_pages = moderators_with("audit.view_auditentry")
 
 
 def _refused(request: HttpRequest, exc: ModerationError) -> None:
@@ -173,7 +173,7 @@ def uploader(request: HttpRequest, username: str) -> HttpResponse:
     user = get_object_or_404(User, username=username)
     return render(request, "moderation/uploader.html", {
         "history": selectors.uploader_history(user), "roles": Role.choices,
-        "audit": selectors.audit_entries(selectors.AuditFilters(target_kind="user", target_id=str(user.pk)))[:20],
+        "audit": audit_selectors.audit_entries(audit_selectors.AuditFilters(target_kind="user", target_id=str(user.pk)))[:20],
     })
 
 
@@ -197,12 +197,12 @@ def uploader_role(request: HttpRequest, username: str) -> HttpResponse:
 
 @audit_pages
 def audit(request: HttpRequest) -> HttpResponse:
-    filters = _filters(request, selectors.AuditFilters)
-    page = Paginator(selectors.audit_entries(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = _filters(request, audit_selectors.AuditFilters)
+    page = Paginator(audit_selectors.audit_entries(filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(request, "moderation/audit.html", {
-        "page": page, "filters": filters, "actions": selectors.audit_actions(),
+        "page": page, "filters": filters, "actions": audit_selectors.audit_actions(),
         "csv_url": f"{reverse('api:moderation-audit-csv')}?{query.urlencode()}",
     })
 

@@ -2,40 +2,66 @@
 
 from __future__ import annotations
 
+import yaml
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.api.errors import ApiError
+from hub.api.filters import HubFilterBackend, SelectorFilterSet
+from hub.api.parsers import JSONParser, check_parsed
 from hub.api.schema import api_error, download_schema
+from hub.catalog.api import FileOut, file_entry
 from hub.stacks import selectors
 from hub.stacks.downloads import serve_stack_file
 from hub.stacks.models import BuildState, StackBuild
 from hub.stacks.services import stack_request
+from workers.engine.recipe_schema import StackRecipeBody
 
 
-class StackRecipeIn(serializers.Serializer):
-    base_model = serializers.CharField(help_text="e.g. HuggingFaceTB/SmolLM2-135M-Instruct")
-    adapters = serializers.ListField(child=serializers.JSONField(),
-                                     help_text='[{"adapter": "owner/name[@version]", "weight": 1.0}, …]')
-    method = serializers.JSONField(required=False, help_text='"linear" or {"name": "ties", "params": {"density": 0.5}}')
-    output = serializers.JSONField(required=False, help_text='"merged" or {"type": "merged", "dtype": "bf16"}')
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a recipe needs none, and aliases nested in aliases expand exponentially."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+class YAMLParser(BaseParser):
+    """A recipe or a mergekit config as YAML (`Content-Type: application/yaml`), read with the safe loader."""
+
+    media_type = "application/yaml"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the limit Django applies to a body it reads itself
+        body = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(body) > limit:
+            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        try:
+            data = yaml.load(body.decode("utf-8"), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader
+        except UnicodeDecodeError:
+            raise ParseError("YAML parse error - the body is not UTF-8") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ParseError(f"YAML parse error{where} - {getattr(exc, 'problem', None) or exc}") from None
+        check_parsed(data)
+        return data
 
 
 class StackMemberOut(serializers.Serializer):
     adapter = serializers.CharField(help_text="owner/name")
     version = serializers.IntegerField()
     weight = serializers.FloatField()
-
-
-class StackFileOut(serializers.Serializer):
-    path = serializers.CharField()
-    size = serializers.IntegerField()
-    sha256 = serializers.CharField()
-    url = serializers.CharField()
 
 
 class StackTimingsOut(serializers.Serializer):
@@ -69,10 +95,10 @@ class StackOut(serializers.ModelSerializer):
         return [{"adapter": m.version.repository.full_name, "version": m.version.number, "weight": m.weight}
                 for m in obj.members.all()]
 
-    @extend_schema_field(StackFileOut(many=True))
+    @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: StackBuild) -> list[dict]:
-        return [{"path": f.path, "size": f.blob.size, "sha256": f.blob.sha256,
-                 "url": reverse("api:stack-file", kwargs={"recipe_hash": obj.recipe_hash, "path": f.path})}
+        return [file_entry(f.path, f.blob, self.context.get("request"),
+                           reverse("api:stack-file", kwargs={"recipe_hash": obj.recipe_hash, "path": f.path}))
                 for f in obj.files.all()]
 
     @extend_schema_field(StackTimingsOut)
@@ -90,24 +116,31 @@ class StackOut(serializers.ModelSerializer):
         return reverse("stack-page", kwargs={"recipe_hash": obj.recipe_hash})
 
 
+class StackFilterSet(SelectorFilterSet):
+    """The stack list's parameters; `selectors.stacks_listed` applies them."""
+
+    base_model = filters.CharFilter(help_text="base model name")
+    adapter = filters.CharFilter(help_text="owner/name: stacks with this adapter")
+
+    def select(self, queryset, values):
+        return selectors.stacks_listed(**values)
+
+
 class StackListCreate(generics.ListAPIView):
     serializer_class = StackOut
     cursor_ordering = ("-downloads", "-pk")
+    filter_backends = [HubFilterBackend]
+    filterset_class = StackFilterSet
+    queryset = StackBuild.objects.none()  # the FilterSet's selector builds the list (the schema reads the model)
 
-    def get_queryset(self):
-        params = self.request.query_params
-        return selectors.stacks_listed(base_model=params.get("base_model", ""), adapter=params.get("adapter", ""))
+    parser_classes = [JSONParser, YAMLParser]
 
-    @extend_schema(parameters=[OpenApiParameter("base_model", str), OpenApiParameter("adapter", str,
-                                                                                    description="owner/name")])
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    @extend_schema(request=StackRecipeIn, responses={200: StackOut, 202: StackOut})
+    @extend_schema(request={"application/json": StackRecipeBody, "application/yaml": StackRecipeBody},
+                   responses={200: StackOut, 202: StackOut})
     def post(self, request: Request) -> Response:
         build, _ = stack_request(user=request.user, request=request.data)
         build = selectors.stack_get(build.recipe_hash)
-        return Response(StackOut(build).data, status=200 if build.state == BuildState.READY else 202)
+        return Response(StackOut(build, context={"request": request}).data, status=200 if build.state == BuildState.READY else 202)
 
 
 class StackDetail(APIView):
@@ -117,7 +150,7 @@ class StackDetail(APIView):
             build = selectors.stack_get_visible(request.user, recipe_hash)
         except selectors.StackWithdrawn as exc:
             raise ApiError("withdrawn", str(exc), status_code=404) from None
-        return Response(StackOut(build).data)
+        return Response(StackOut(build, context={"request": request}).data)
 
 
 class StackFileDownload(APIView):

@@ -14,6 +14,7 @@ from hub.catalog.services import blob_put_file
 from hub.catalog.workdir import materialize_base, materialize_shared, version_files
 from hub.stacks.models import BuildState, StackBuild
 from hub.stacks.services import stack_progress
+from hub.stacks.signals import stack_artifact_stored
 from workers.engine.build import MANIFEST_NAME
 from workers.engine.build import build_stack as build_engine_stack
 from workers.engine.recipe import Recipe
@@ -53,4 +54,6 @@ def build_and_store(build: StackBuild, out_dir: Path) -> tuple[dict[str, Any], d
     files = {entry["path"]: blob_put_file(path=out_dir / entry["path"], expected_sha256=entry["sha256"])
              for entry in manifest["files"]}
     files[MANIFEST_NAME] = blob_put_file(path=out_dir / MANIFEST_NAME)
+    for _, extra in stack_artifact_stored.send(sender=StackBuild, build=build, files=dict(files)):
+        files.update(extra or {})  # provenance: model.sig, the attestations, the adapters' bundles
     return manifest, files

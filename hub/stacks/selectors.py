@@ -6,14 +6,16 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from hub.catalog.models import VersionState
-from hub.stacks.models import BuildState, StackAdapter, StackBuild
+from hub.catalog.selectors import files_with_blobs
+from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 
 
 def stacks_listed(*, base_model: str = "", adapter: str = "", ordering: str = "popular") -> QuerySet[StackBuild]:
     """Ready stacks whose adapters are all still published (a takedown hides the stacks built on it)."""
     withdrawn = StackAdapter.objects.filter(build=OuterRef("pk")).exclude(version__state=VersionState.PUBLISHED)
     qs = (StackBuild.objects.filter(state=BuildState.READY).exclude(Exists(withdrawn))
-          .select_related("base_model").prefetch_related("members__version__repository__owner"))
+          .select_related("base_model")
+          .prefetch_related("members__version__repository__owner", files_with_blobs("files", StackFile)))
     if base_model:
         qs = qs.filter(base_model__name=base_model)
     if adapter:
@@ -26,7 +28,7 @@ def stacks_listed(*, base_model: str = "", adapter: str = "", ordering: str = "p
 
 def stack_get(recipe_hash: str) -> StackBuild:
     build = (StackBuild.objects.select_related("base_model")
-             .prefetch_related("members__version__repository__owner", "files__blob")
+             .prefetch_related("members__version__repository__owner", files_with_blobs("files", StackFile))
              .filter(recipe_hash=recipe_hash).first())
     if build is None:
         raise Http404(f"no stack {recipe_hash}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -14,14 +15,14 @@ from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
 from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
 from hub.core.params import ascii_int
+from hub.core.throttling import Throttled, rate_check
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 from hub.stacks.signals import stack_queued, stack_ready
 from workers.engine.errors import EngineInputError, quote
-from workers.engine.fields import parse_weight
-from workers.engine.recipe import MAX_ADAPTERS, Recipe
+from workers.engine.recipe import Recipe
+from workers.engine.recipe_schema import StackAdapterIn, StackRecipeIn, parse_stack_request
 
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
-ENTRY_KEYS = ("adapter", "version", "weight")
 MAX_VERSION = 999_999_999  # the recipe's refs allow nine digits
 
 
@@ -35,23 +36,12 @@ class StackRequestError(ServiceError):
         self.field = field
 
 
-def _resolve_adapter(entry: Any, index: int, base: BaseModel) -> tuple[Version, float]:
+def _resolve_adapter(entry: StackAdapterIn, index: int, base: BaseModel) -> tuple[Version, float]:
+    """The published version an entry names (its shape and weight were checked by the recipe schema)."""
     field = f"adapters[{index}]"
-    if isinstance(entry, str):
-        entry = {"adapter": entry}
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("adapter"), str):
-        raise StackRequestError('expected {"adapter": "owner/name[@version]", "weight": 1.0}', field=field)
-    unknown = sorted(set(entry) - set(ENTRY_KEYS), key=str)
-    if unknown:
-        raise StackRequestError(f"unknown key {unknown[0]!r}; an adapter entry has {', '.join(ENTRY_KEYS)}",
-                                field=f"{field}.{unknown[0]}")
-    ref, _, pinned = entry["adapter"].partition("@")
+    ref, _, pinned = entry.adapter.partition("@")
     owner, _, name = ref.partition("/")
     number = _version_number(entry, pinned, field)
-    try:
-        weight = parse_weight(entry.get("weight", 1.0), f"{field}.weight")
-    except EngineInputError as exc:
-        raise StackRequestError(f"{entry['adapter']}: {_message(exc)}", field=exc.field) from None
     versions = Version.objects.filter(repository__kind=RepoKind.ADAPTER, repository__owner__username=owner,
                                       repository__name=name, state=VersionState.PUBLISHED)
     if number is not None:
@@ -63,10 +53,10 @@ def _resolve_adapter(entry: Any, index: int, base: BaseModel) -> tuple[Version, 
     if version.base_model_id != base.pk:
         trained_for = version.base_model.name if version.base_model else "an unknown base model"
         raise StackRequestError(f"{version} is an adapter for {trained_for}, not for {base.name}", field=field)
-    return version, weight
+    return version, entry.weight
 
 
-def _version_number(entry: Mapping[str, Any], pinned: str, field: str) -> int | None:
+def _version_number(entry: StackAdapterIn, pinned: str, field: str) -> int | None:
     """The version an entry asks for: `"version": 3` or "owner/name@3" (the two must agree), else None (the newest).
 
     Only whole numbers: 1.9 is not version 1, and true is not version 1 either.
@@ -76,8 +66,8 @@ def _version_number(entry: Mapping[str, Any], pinned: str, field: str) -> int | 
         if ascii_int(pinned) is None:
             raise StackRequestError(f"version must be a whole number, got {quote(pinned)}", field=field)
         numbers.append(ascii_int(pinned))
-    if "version" in entry:
-        value = entry["version"]
+    if entry.version is not None:
+        value = entry.version
         if isinstance(value, str) and ascii_int(value) is not None:
             value = ascii_int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -86,7 +76,7 @@ def _version_number(entry: Mapping[str, Any], pinned: str, field: str) -> int | 
     if any(not 1 <= number <= MAX_VERSION for number in numbers):
         raise StackRequestError(f"version must be a whole number from 1 to {MAX_VERSION}", field=f"{field}.version")
     if len(set(numbers)) > 1:
-        raise StackRequestError(f"{entry['adapter']} pins version {numbers[0]} but \"version\" says {numbers[1]}",
+        raise StackRequestError(f"{entry.adapter} pins version {numbers[0]} but \"version\" says {numbers[1]}",
                                 field=f"{field}.version")
     return numbers[0] if numbers else None
 
@@ -96,23 +86,17 @@ def _message(exc: EngineInputError) -> str:
     return str(exc).split(": ", 1)[-1] if exc.field else str(exc)
 
 
-def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseModel, list[tuple[Version, float]]]:
-    """Turn a client's recipe (names, optional versions, weights) into the engine's hashed recipe."""
-    if not isinstance(request, Mapping):
-        raise StackRequestError("the recipe must be a JSON object")
-    unknown = set(request) - {"base_model", "adapters", "method", "output"}
-    if unknown:
-        raise StackRequestError(f"unknown field(s) {', '.join(sorted(unknown))}; expected base_model, adapters, "
-                                "method, output")
-    base = BaseModel.objects.filter(name=request.get("base_model")).prefetch_related("files__blob").first()
+def stack_recipe_resolve(*, request: Any) -> tuple[Recipe, BaseModel, list[tuple[Version, float]], StackRecipeIn]:
+    """Turn a client's recipe (any shape `recipe_schema` accepts: ours, the CLI's, a mergekit config) into the
+    engine's hashed recipe: the schema checks its shape, this resolves names to published versions."""
+    try:
+        parsed = parse_stack_request(request)
+    except EngineInputError as exc:
+        raise StackRequestError(_message(exc), field=exc.field) from None
+    base = BaseModel.objects.filter(name=parsed.base_model).prefetch_related("files__blob").first()
     if base is None:
-        raise StackRequestError(f"no base model {request.get('base_model')!r} on this hub", field="base_model")
-    entries = request.get("adapters")
-    if not isinstance(entries, list) or not entries:
-        raise StackRequestError("a stack needs a non-empty list of adapters", field="adapters")
-    if len(entries) > MAX_ADAPTERS:  # before any is looked up: a recipe of 10,000 is refused at once
-        raise StackRequestError(f"at most {MAX_ADAPTERS} adapters per stack, got {len(entries)}", field="adapters")
-    members = [_resolve_adapter(entry, i, base) for i, entry in enumerate(entries)]
+        raise StackRequestError(f"no base model {parsed.base_model!r} on this hub", field="base_model")
+    members = [_resolve_adapter(entry, i, base) for i, entry in enumerate(parsed.adapters)]
     engine_recipe = {
         "base": {"name": base.name,
                  "sha256": {f.path: f.blob.sha256 for f in base.files.all() if f.path.endswith(".safetensors")}},
@@ -121,23 +105,41 @@ def stack_recipe_resolve(*, request: Mapping[str, Any]) -> tuple[Recipe, BaseMod
              "sha256": v.files.select_related("blob").get(path=ADAPTER_WEIGHTS_FILE).blob.sha256}
             for v, w in members
         ],
-        "method": request.get("method", "linear"),
-        "output": request.get("output", "merged"),
+        "method": parsed.to_json()["method"],
+        "output": parsed.to_json()["output"],
     }
     try:
         recipe = Recipe.from_dict(engine_recipe)
     except EngineInputError as exc:
         raise StackRequestError(_message(exc), field=exc.field) from None
-    return recipe, base, members
+    return recipe, base, members, parsed
+
+
+ACTIVE_BUILD_STATES = (BuildState.QUEUED, BuildState.RUNNING, BuildState.VERIFYING)
+
+
+def stack_build_quota_check(*, user: User | None) -> None:
+    """A build that is not shared with an earlier identical request counts against its requester's limits: at most
+    STACK_BUILDS_CONCURRENT_PER_USER queued or running at once, and the `stack_builds_per_user` rate."""
+    if not (user and user.is_authenticated):
+        return
+    limit = settings.STACK_BUILDS_CONCURRENT_PER_USER
+    active = StackBuild.objects.filter(requested_by=user, state__in=ACTIVE_BUILD_STATES).count()
+    if active >= limit:
+        raise Throttled(f"you have {active} stack builds queued or running, the most one user may have at once "
+                        f"({limit}); ask again when one has finished", retry_after=60)
+    rate_check("stack_builds_per_user", f"user:{user.pk}", what="new stack builds")
 
 
 def stack_request(*, user: User | None, request: Mapping[str, Any]) -> tuple[StackBuild, bool]:
     """The build for this recipe: an existing one (shared), or a new one enqueued. Returns (build, created)."""
-    recipe, base, members = stack_recipe_resolve(request=request)
+    recipe, base, members, parsed = stack_recipe_resolve(request=request)
+    if not StackBuild.objects.filter(recipe_hash=recipe.hash).exclude(state=BuildState.FAILED).exists():
+        stack_build_quota_check(user=user)
     try:
         with transaction.atomic():
             build = StackBuild.objects.create(
-                recipe_hash=recipe.hash, recipe=recipe.to_dict(), request=dict(request), base_model=base,
+                recipe_hash=recipe.hash, recipe=recipe.to_dict(), request=parsed.to_json(), base_model=base,
                 method=recipe.method.name, output=recipe.output.type,
                 requested_by=user if user and user.is_authenticated else None,
             )

@@ -1,22 +1,21 @@
 """The stacks' Celery tasks (queue `builds`): building an artifact, and re-building what a dead worker left.
 
 A build holds a lease its heartbeat renews; a failure is recorded with its reason (bad input, a failed
-verification gate, the time limit, or a bug of ours) after the work copies are cleared.
+verification gate, the time limit, or a bug of ours: `hub.core.tasks.failures_recorded`) after the work copies
+are cleared.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.dispatch import receiver
 
 from hub.core.leases import lease_heartbeat
-from hub.core.tasks import run_when_a_worker_starts
+from hub.core.tasks import TaskFailure, failures_recorded, run_when_a_worker_starts
 from hub.stacks.models import StackBuild
 from hub.stacks.services import (
     stack_claim,
@@ -26,10 +25,8 @@ from hub.stacks.services import (
     stacks_requeue_stale,
 )
 from hub.stacks.signals import stack_queued
-from workers.engine.errors import EngineInputError, VerificationError
 from workers.engine.fsutil import staging_prefix
 
-log = logging.getLogger(__name__)
 QUEUE = "builds"
 
 
@@ -57,31 +54,24 @@ def build_stack(build_id: int) -> str:
     out_dir = settings.WORK_DIR / "stacks" / build.recipe_hash
     clear_staging(out_dir)
 
-    def fail(reason: str, details: dict | None = None) -> str:
+    def fail(failure: TaskFailure) -> None:
         clear_work_copies(out_dir)  # before anyone is told how the build ended
-        stack_record_failure(build=build, reason=reason, details=details)
+        stack_record_failure(build=build, reason=failure.reason, details=failure.details)
+
+    with (
+        failures_recorded(fail, name=f"stack build {build.recipe_hash}",
+                          time_limit_seconds=settings.STACK_BUILD_TIMEOUT_SECONDS) as outcome,
+        lease_heartbeat(lambda: stack_renew_lease(build=build, lease_seconds=lease), lease_seconds=lease,
+                        name=f"build-{build_id}"),
+    ):
+        # Imported here: it loads torch, which workers need and the web processes that enqueue do not
+        # (and inside the block, so even the import counts against the build's time limit).
+        from hub.stacks.building import build_and_store
+
+        manifest, files = build_and_store(build, out_dir)
+        clear_work_copies(out_dir)  # the blob store holds the artifact now
+    if outcome.failed:
         return "failed"
-
-    try:
-        with lease_heartbeat(lambda: stack_renew_lease(build=build, lease_seconds=lease), lease_seconds=lease,
-                             name=f"build-{build_id}"):
-            # Imported here: it loads torch, which workers need and the web processes that enqueue do not
-            # (and inside the try, so even the import counts against the build's time limit).
-            from hub.stacks.building import build_and_store
-
-            manifest, files = build_and_store(build, out_dir)
-            clear_work_copies(out_dir)  # the blob store holds the artifact now
-    except SoftTimeLimitExceeded:
-        return fail(f"timed out after {settings.STACK_BUILD_TIMEOUT_SECONDS:g} s")
-    except EngineInputError as exc:
-        return fail(str(exc))
-    except VerificationError as exc:
-        return fail(f"verification failed: {exc}", details=exc.details)
-    except Exception as exc:
-        # A bug, not bad input: fail the build visibly instead of retrying it forever on lease expiry.
-        log.exception("stack build %s crashed", build.recipe_hash)
-        fail(f"internal error ({type(exc).__name__}): {exc}")
-        raise
     stack_record_ready(build=build, manifest=manifest, files=files)
     return "ready"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 
@@ -115,7 +116,7 @@ def test_production_refuses_unsafe_settings(env, message):
 
 def test_production_starts_with_a_real_secret():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "hub.settings", "NOMOAT_ENV": "production",
-           "SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "hub.example.com"}
+           "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "hub.example.com"}
     result = subprocess.run([sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"],
                             env=env, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip() == "False"

@@ -13,14 +13,6 @@ pytestmark = pytest.mark.django_db
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-@pytest.fixture(scope="module")
-def schema(django_db_blocker) -> dict:
-    with django_db_blocker.unblock():
-        response = APIClient().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
-    assert response.status_code == 200
-    return response.json()
-
-
 def operations(schema: dict):
     for path, item in schema["paths"].items():
         for method, operation in item.items():

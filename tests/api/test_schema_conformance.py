@@ -25,7 +25,8 @@ from hub.evals.services import eval_run_ensure
 from hub.evals.subjects import adapter_subject, base_subjects, stack_subjects
 from hub.evals.suites import general_suite_ref
 from hub.moderation.models import Takedown
-from hub.moderation.services import report_create, reports_resolve, review_item_open
+from hub.moderation.services.reports import report_create, reports_resolve
+from hub.moderation.services.review import review_item_open
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 from hub.stacks.services import stack_recipe_resolve
 
@@ -52,10 +53,11 @@ headers = {{ Authorization = "Bearer {moderator_token}" }}
 # Every check schemathesis has runs (its default), but for these operations a request can be valid by the schema and
 # still be refused with a 400 or 413, for what no schema can say: whether the uploaded files are a valid archive of
 # safe names, whether a recipe names adapters on this hub, whether a chunk starts at the offset the upload is at,
-# whether a sha256 is the content's, whether the user's upload quota has room, and the rules that tie a moderator's
+# whether a sha256 is the content's, whether a training request names a dataset and modules the hub has (or a
+# job has not ended yet), whether the user's upload quota has room, and the rules that tie a moderator's
 # decision to its reason (a rejection needs a reason code, "other" and a request for changes need a note).
 [[operations]]
-include-name-regex = "^(POST /api/v1/(adapters|datasets)/.*/versions|POST /api/v1/stacks|POST /api/v1/uploads.*|PUT /api/v1/uploads/.*|POST /api/v1/moderation/items/.*)$"
+include-name-regex = "^(POST /api/v1/(adapters|datasets)/.*/versions|POST /api/v1/stacks|POST /api/v1/trainings.*|POST /api/v1/uploads.*|PUT /api/v1/uploads/.*|POST /api/v1/moderation/items/.*)$"
 checks.positive_data_acceptance.enabled = false
 
 # A Range past the end of the file is well-formed and answered 416, as HTTP says.
@@ -80,7 +82,7 @@ def seed(make_user, make_version, base: BaseModel) -> tuple[User, User, dict[str
     report_create(reporter=alice, kind="adapter", target_id=taken.pk, reason="malware", comment="bad")
     reports_resolve(kind="adapter", target_id=taken.pk, moderator=mod, resolution="unpublish", reason="malware")
 
-    recipe, _, members = stack_recipe_resolve(request={"base_model": base.name,
+    recipe, _, members, _ = stack_recipe_resolve(request={"base_model": base.name,
                                                        "adapters": [{"adapter": "alice/sql-helper", "weight": 0.5}]})
     now = timezone.now()
     stack = StackBuild.objects.create(

@@ -17,7 +17,7 @@ def test_home_browse_and_detail_pages(client, make_user, make_version, tiny_base
     home = client.get("/").content.decode()
     assert "nomoat/tiny-llama" in home and "alice/sql-helper" in home and "alice/hidden" not in home
     browse = client.get("/adapters/", {"search": "SQL"}).content.decode()
-    assert "alice/sql-helper" in browse and "1 result" in browse
+    assert "alice/sql-helper" in browse and "1 adapter matching" in browse
     detail = client.get("/adapters/alice/sql-helper").content.decode()
     assert "<strong>SQL</strong>" in detail and "adapter_model.safetensors" in detail
     assert client.get("/adapters/alice/hidden").status_code == 404
@@ -39,3 +39,22 @@ def test_file_download_from_the_page(client, make_user, make_version):
     make_version(alice, "dl", files={"README.md": b"# x", "adapter_model.safetensors": b"abc" * 10})
     response = client.get("/adapters/alice/dl/v/1/files/adapter_model.safetensors")
     assert b"".join(response.streaming_content) == b"abc" * 10
+
+
+def test_row_viewer_masks_secrets_for_all_but_the_uploader_and_moderators(client, make_user, make_version):
+    alice, bob, mod = make_user("alice"), make_user("bob"), make_user("mod", role="moderator")
+    key = "sk-" + "a1B2c3D4e5" * 4
+    rows = b'{"prompt": "my key is %s", "response": "ok"}\n{"prompt": "write to ann@example.com", "response": "ok"}\n'
+    make_version(alice, "leaky", kind="dataset", files={"README.md": b"---\nlicense: mit\n---\n",
+                                                         "train.jsonl": rows % key.encode()})
+    seen = {}
+    for who in (None, bob, alice, mod):
+        client.logout()
+        if who is not None:
+            client.force_login(who)
+        seen[who.username if who else "anonymous"] = client.get("/datasets/alice/leaky").content.decode()
+    for viewer in ("anonymous", "bob"):
+        assert key not in seen[viewer] and "ann@example.com" not in seen[viewer]
+        assert "[API key]" in seen[viewer] and "[e-mail address]" in seen[viewer]
+    for viewer in ("alice", "mod"):
+        assert key in seen[viewer] and "ann@example.com" in seen[viewer]

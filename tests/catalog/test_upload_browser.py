@@ -30,8 +30,8 @@ def test_upload_page_shows_progress_then_live_validation(live_server, page, cele
     page.wait_for_url("**/adapters/alice/browser-upload/v/1/status")
     page.locator("#state", has_text="Pending review").wait_for(timeout=120_000)
     assert page.locator("#progress-bar").count() == 0  # we left the upload page once the upload finished
-    passed = page.locator("tr.check-passed").all_inner_texts()
-    assert passed and not page.locator("tr.check-failed").count()
+    passed = page.locator(".checks .check-passed").all_inner_texts()
+    assert passed and not page.locator(".checks .check-failed").count()
     assert any("adapter_model.safetensors" in row for row in passed)
     assert Version.objects.get(repository__name="browser-upload").state == VersionState.PENDING_REVIEW
 
@@ -47,6 +47,6 @@ def test_a_rejected_upload_lists_its_reasons(live_server, page, celery_worker, m
                                                                  str(tmp_path / "adapter_config.json")])
     page.get_by_role("button", name="Upload").click()
     page.locator("#state", has_text="Rejected").wait_for(timeout=120_000)
-    failed = " ".join(page.locator("tr.check-failed").all_inner_texts())
+    failed = " ".join(page.locator(".checks .check-failed").all_inner_texts())
     assert "adapter_model.bin" in failed and "safetensors" in failed
     assert "adapter_config.json" in failed

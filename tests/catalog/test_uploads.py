@@ -100,8 +100,10 @@ def test_chunked_upload_resumes_after_a_dropped_connection(celery_worker, make_u
     json_version = client.post("/api/v1/adapters/alice/chunked/versions",
                                {"uploads": {"adapter_model.safetensors": session["id"]}}, format="json")
     assert json_version.status_code == 202, json_version.content
-    assert json_version.json()["files"] == [{"path": "adapter_model.safetensors", "size": len(weights),
-                                             "sha256": hashlib.sha256(weights).hexdigest()}]
+    [listed] = json_version.json()["files"]
+    assert {key: listed[key] for key in ("path", "size", "sha256", "url")} == {
+        "path": "adapter_model.safetensors", "size": len(weights), "sha256": hashlib.sha256(weights).hexdigest(),
+        "url": "/api/v1/adapters/alice/chunked/versions/2/files/adapter_model.safetensors"}
 
 
 def test_upload_boundaries(make_user):

@@ -123,4 +123,4 @@ def test_recipes_become_the_hubs_recipe_json():
     # --output replaces the whole output (its dtype belonged to the old type); any name goes through to the hub.
     overridden = recipe_from_dict(data, output="gguf-q4_k_m")
     assert overridden["output"] == {"type": "gguf-q4_k_m"}
-    assert recipe_from_dict({"base_model": "b", "adapters": ["a/b"]})["method"] == "linear"
+    assert recipe_from_dict({"base_model": "b", "adapters": ["a/b"]})["method"] == {"name": "linear", "params": {}}

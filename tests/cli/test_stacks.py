@@ -86,3 +86,34 @@ def test_a_recipe_the_hub_refuses_exits_2_with_its_reason(cli, make_user, publis
     assert unknown.returncode == ExitCode.API and "output.type: unknown output type" in unknown.stderr
     missing = cli.run("stack", "show", "0" * 64)
     assert missing.returncode == ExitCode.API and len(missing.stderr.strip().splitlines()) == 1
+
+
+MERGEKIT_CONFIG = """\
+merge_method: ties
+base_model: nomoat/tiny-llama
+models:
+  - model: nomoat/tiny-llama+alice/sql
+    parameters: {weight: 0.7, density: 0.5}
+  - model: nomoat/tiny-llama+bob/poet@1
+    parameters: {weight: 0.5, density: 0.5}
+dtype: float32
+"""
+
+
+def test_stack_build_reads_a_mergekit_config_as_the_same_stack(cli, celery_worker, make_user, publish_adapter):
+    alice, bob = make_user("alice"), make_user("bob")
+    publish_adapter(alice, "sql", rank=4, alpha=8, target_modules=("q_proj", "v_proj"), seed=11)
+    publish_adapter(bob, "poet", rank=8, alpha=8, target_modules=("q_proj", "down_proj"), seed=12)
+    (cli.cwd / "mergekit.yaml").write_text(MERGEKIT_CONFIG)
+    result = cli.run("stack", "build", "mergekit.yaml", "-o", "merged", token=write_token(alice))
+    assert result.returncode == 0, result.stderr
+    build = StackBuild.objects.get()
+    assert build.method == "ties" and build.recipe["method"]["params"]["density"] == 0.5
+    assert [(a["ref"], a["weight"]) for a in build.recipe["adapters"]] == [("alice/sql@1", 0.7), ("bob/poet@1", 0.5)]
+    assert build.recipe["output"] == {"type": "merged", "dtype": "fp32", "max_shard_bytes": 5_000_000_000}
+    assert (cli.cwd / "merged" / "model.safetensors").is_file()
+    # Our own recipe for it is the same build: the hub answers at once.
+    (cli.cwd / "recipe.yaml").write_text(RECIPE)
+    again = cli.run("stack", "build", "recipe.yaml", "-o", "again", token=write_token(bob))
+    assert again.returncode == 0 and f"stack {build.recipe_hash}" in again.stdout, again.stderr
+    assert StackBuild.objects.count() == 1

@@ -162,7 +162,7 @@ def test_charts_are_labelled_svg():
     svg = scatter([Point(1.5, 4.2, "<b>alice</b>", "adapter"), Point(300.0, 4.0, "base", "base")],
                   x_label="size (MB, log scale)", y_label="bits_per_byte", title="t", log_x=True)
     assert svg.startswith("<svg") and "&lt;b&gt;alice&lt;/b&gt;" in svg and "<b>" not in svg
-    assert "size (MB, log scale)" in svg and ">1000<" in svg  # decades on a log axis
+    assert "size (MB, log scale)" in svg and ">1,000<" in svg  # decades on a log axis
     assert scatter([], x_label="x", y_label="y", title="t") == ""
 
 

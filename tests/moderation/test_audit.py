@@ -12,8 +12,8 @@ from django.test import Client
 
 from hub.accounts.models import Role
 from hub.accounts.services import user_set_role
-from hub.moderation.audit import audit_record
-from hub.moderation.models import AuditEntry, AuditLogImmutable
+from hub.audit.models import AuditEntry, AuditLogImmutable
+from hub.audit.services import audit_record
 from tests.moderation.conftest import api
 
 pytestmark = pytest.mark.django_db
@@ -53,12 +53,12 @@ def test_the_database_refuses_updates_and_deletes_from_anyone(entry, sql):
 def test_the_admin_shows_entries_read_only(entry, people):
     admin = Client()
     admin.force_login(people["root"])
-    assert admin.get("/admin/moderation/auditentry/").status_code == 200
-    change = admin.get(f"/admin/moderation/auditentry/{entry.pk}/change/")
+    assert admin.get("/admin/audit/auditentry/").status_code == 200
+    change = admin.get(f"/admin/audit/auditentry/{entry.pk}/change/")
     assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
-    assert admin.post(f"/admin/moderation/auditentry/{entry.pk}/change/", {"reason": "x"}).status_code == 403
-    assert admin.post(f"/admin/moderation/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert admin.get("/admin/moderation/auditentry/add/").status_code == 403
+    assert admin.post(f"/admin/audit/auditentry/{entry.pk}/change/", {"reason": "x"}).status_code == 403
+    assert admin.post(f"/admin/audit/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin.get("/admin/audit/auditentry/add/").status_code == 403
     assert AuditEntry.objects.get(pk=entry.pk).reason == "looks right"
 
 

@@ -7,8 +7,9 @@ from django.test import Client
 
 from hub.accounts.models import TokenScope
 from hub.accounts.services import api_token_create
-from hub.moderation.models import AuditEntry, Report, ReportStatus, ReviewItem, ReviewStatus, Takedown
-from hub.moderation.services import report_create, reports_resolve
+from hub.audit.models import AuditEntry
+from hub.moderation.models import Report, ReportStatus, ReviewItem, ReviewStatus, Takedown
+from hub.moderation.services.reports import report_create, reports_resolve
 from tests.moderation.conftest import api, error_code
 
 pytestmark = pytest.mark.django_db

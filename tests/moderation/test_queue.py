@@ -9,9 +9,10 @@ from django.test import Client
 from django.utils import timezone
 
 from hub.accounts.models import Role
+from hub.audit.models import AuditEntry
 from hub.catalog.models import VersionState
-from hub.moderation.models import AuditEntry, Notification, ReviewItem, ReviewStatus, Takedown
-from hub.moderation.services import review_item_claim
+from hub.moderation.models import Notification, ReviewItem, ReviewStatus, Takedown
+from hub.moderation.services.review import review_item_claim
 from tests.moderation.conftest import api, error_code
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,7 @@ def test_the_review_page_shows_what_a_moderator_needs(people, validated, make_ve
     html = client.get(f"/moderation/items/{item.pk}").content.decode()
     for expected in ("weights_format", "safetensors only", "skipped",  # the validation report
                      "<strong>two</strong>",  # the rendered card
-                     "apache-2.0", "adapter_model.safetensors", "rank",  # license, files, stats
+                     "apache-2.0", "adapter_model.safetensors", "Rank",  # license, files, stats
                      "No eval results for this version yet",  # the evals extension point, empty until evals exist
                      "-license: mit", "+license: apache-2.0", '-  &quot;r&quot;: 4', '+  &quot;r&quot;: 8',  # diffs
                      "versions published"):  # the uploader's history

@@ -90,5 +90,5 @@ def test_an_owner_cannot_report_their_own_item_toward_hiding_it(people, make_ver
     assert list(Report.objects.values_list("reporter__username", flat=True)) == ["bob"]
     assert Version.objects.get(pk=tool.pk).state == VersionState.PUBLISHED  # one reporter: below the threshold
     # The version page offers the Report button to others, not to the owner.
-    assert 'class="button report"' in page(people["bob"], "/adapters/alice/tool").content.decode()
-    assert 'class="button report"' not in page(people["alice"], "/adapters/alice/tool").content.decode()
+    assert 'class="button secondary report"' in page(people["bob"], "/adapters/alice/tool").content.decode()
+    assert 'class="button secondary report"' not in page(people["alice"], "/adapters/alice/tool").content.decode()

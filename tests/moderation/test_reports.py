@@ -7,10 +7,11 @@ from django.test import Client
 
 from hub.accounts.models import TokenScope
 from hub.accounts.services import api_token_create
+from hub.audit.models import AuditEntry
 from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import Version, VersionState
-from hub.moderation.models import AuditEntry, Notification, Report, ReportStatus, Takedown, TakedownKind
-from hub.moderation.services import report_create
+from hub.moderation.models import Notification, Report, ReportStatus, Takedown, TakedownKind
+from hub.moderation.services.reports import report_create
 from tests.moderation.conftest import api, error_code
 
 pytestmark = pytest.mark.django_db

@@ -81,7 +81,7 @@ def test_a_client_builds_a_stack_downloads_it_and_transformers_loads_it(
     assert again.status_code == 200 and again.json()["recipe_hash"] == stack["recipe_hash"]  # at once, shared
     assert StackBuild.objects.get().request_count == 2
     page = APIClient().get(f"/stacks/{stack['recipe_hash']}")
-    assert page.status_code == 200 and b"alice/sql@1" in page.content
+    assert page.status_code == 200 and b"alice/sql v1" in page.content
 
 
 def test_concurrent_identical_requests_share_one_build(make_user, publish_adapter):

@@ -38,6 +38,8 @@ PREVIEW_CHARS = 300
 PREVIEW_MESSAGES = 10
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 # A file whose name starts with one of these words declares that split (train.jsonl, test-00001.csv, ...).
+# Splits that hold held-out rows (what evaluation scores on and training must not see), in order of preference.
+EVAL_SPLITS = ("eval", "validation", "valid", "dev", "test")
 SPLIT_FILE = re.compile(r"(?P<split>train|validation|valid|eval|test|dev)(?:[-_.].*)?\.(?:jsonl|csv)", re.IGNORECASE)
 # Every check validate_dataset reports, in its order; dataset.rows repeats per file (and per malformed row).
 DATASET_CHECKS = ("files.required", "files.unexpected", "files.size", "dataset.rows", *CARD_CHECKS, "dataset.splits")
@@ -76,8 +78,7 @@ class _FileScan:
             self.format, self.format_line = row_format, line
         elif row_format != self.format:
             raise _BadRow(f"row is in {row_format} format but this file's rows are {self.format} (from line {self.format_line})")
-        keys = CHOICE_FIELDS if row_format == "multiple_choice" else FORMAT_FIELDS[row_format]
-        canonical = {key: row[key] for key in keys if key in row}
+        canonical = canonical_fields(row, row_format)
         digest = hashlib.blake2b(json.dumps(canonical, sort_keys=True).encode(), digest_size=16).digest()
         if digest in digests:
             self.duplicates += 1
@@ -109,11 +110,14 @@ def validate_dataset(
             continue
         scan = _FileScan()
         digests: set[bytes] = set()
-        with open(folder / name, "rb") as handle:
-            if name.lower().endswith(".jsonl"):
-                _scan_jsonl(handle, scan, digests, max_reported_errors)
-            else:
-                _scan_csv(handle, scan, digests, max_reported_errors)
+        for record in read_records(folder / name):
+            if record.error:
+                scan.error(record.line, record.error, max_reported_errors)
+                continue
+            try:
+                scan.row(record.line, record.value, digests)
+            except _BadRow as exc:
+                scan.error(record.line, str(exc), max_reported_errors)
         if scan.rows == 0 and scan.error_count == 0:
             scan.error(1, "the file holds no rows", max_reported_errors)
         for line, message in scan.errors:
@@ -167,6 +171,41 @@ def _row_shape(row: object) -> tuple[str, int]:
     return row_format, chars
 
 
+def row_format(row: object) -> tuple[str | None, str]:
+    """(the row's format, "") for a well-formed row; (None, what is wrong) otherwise."""
+    try:
+        return _row_shape(row)[0], ""
+    except _BadRow as exc:
+        return None, str(exc)
+
+
+def canonical_fields(row: Mapping[str, Any], row_format: str) -> dict[str, Any]:
+    """The fields that make a row what it is (two rows equal here are duplicates; extra columns do not count)."""
+    keys = CHOICE_FIELDS if row_format == "multiple_choice" else FORMAT_FIELDS[row_format]
+    return {key: row[key] for key in keys if key in row}
+
+
+def row_texts(row: Mapping[str, Any], row_format: str) -> tuple[str, str]:
+    """(prompt, response) of a well-formed row: what a model is given and what it should answer. A text row is all
+    prompt; a chat row's response is its last assistant message; a multiple-choice row's is its right choice."""
+    if row_format == "instruction":
+        return row["prompt"], row["response"]
+    if row_format == "text":
+        return row["text"], ""
+    if row_format == "chat":
+        asked, reply = chat_turns(row["messages"])
+        return "\n".join(m["content"] for m in asked), reply["content"]
+    asked = "\n".join(row[key] for key in ("question", "prompt", "context") if row.get(key))
+    return asked, row["choices"][choice_answer(row)]
+
+
+def chat_turns(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """(the messages before a well-formed chat row's last assistant message, that message): what a model is
+    given and the reply it should learn; later messages (a closing user turn) are not part of either."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return messages[:last], messages[last]
+
+
 def choice_answer(row: Mapping[str, Any]) -> int:
     """The index of a multiple-choice row's right answer: `answer`, else the position of `response` in `choices`."""
     choices, answer = row["choices"], row.get("answer")
@@ -217,25 +256,45 @@ def _check_text(key: str, value: str) -> None:
         raise _BadRow(f"`{key}` holds an unpaired surrogate (\\u{ord(value[exc.start]):04x}); expected Unicode text") from None
 
 
-def _scan_jsonl(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int) -> None:
+@dataclass(frozen=True)
+class FileRecord:
+    """One record of a data file: its line number and parsed value (a CSV record: a dict by header), or `error`."""
+
+    line: int
+    value: object = None
+    error: str = ""
+
+
+def read_records(path: Path) -> Iterator[FileRecord]:
+    """Every record of a .jsonl or .csv data file in order, streamed; blank lines are skipped.
+
+    The one parser of hosted data files: validation, data reports and eval suites read rows through it.
+    A CSV whose header or syntax is unreadable ends with one record naming the problem.
+    """
+    with open(path, "rb") as handle:
+        if path.name.lower().endswith(".jsonl"):
+            yield from _jsonl_records(handle)
+        else:
+            yield from _csv_records(handle)
+
+
+def _jsonl_records(handle: BinaryIO) -> Iterator[FileRecord]:
     for line_number, raw in _lines(handle):
         if raw is None:
-            scan.error(line_number, f"line is longer than {MAX_LINE_BYTES} bytes", limit)
+            yield FileRecord(line_number, error=f"line is longer than {MAX_LINE_BYTES} bytes")
             continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            scan.error(line_number, f"line is not UTF-8 (byte {exc.start})", limit)
+            yield FileRecord(line_number, error=f"line is not UTF-8 (byte {exc.start})")
             continue
         text = text.removeprefix("\ufeff") if line_number == 1 else text
         if not text.strip():
             continue
         try:
-            scan.row(line_number, json.loads(text, parse_constant=_reject_constant), digests)
-        except _BadRow as exc:
-            scan.error(line_number, str(exc), limit)
+            yield FileRecord(line_number, json.loads(text, parse_constant=_reject_constant))
         except (ValueError, RecursionError) as exc:
-            scan.error(line_number, f"line is not one JSON value ({str(exc)[:120]})", limit)
+            yield FileRecord(line_number, error=f"line is not one JSON value ({str(exc)[:120]})")
 
 
 def _lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
@@ -255,7 +314,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _scan_csv(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int) -> None:
+def _csv_records(handle: BinaryIO) -> Iterator[FileRecord]:
     text = _Utf8Lines(handle)
     reader = csv.reader(text, strict=True)
     last_line = 0
@@ -270,16 +329,13 @@ def _scan_csv(handle: BinaryIO, scan: _FileScan, digests: set[bytes], limit: int
             if not record:
                 continue
             if len(record) != len(header):
-                scan.error(line, f"record has {len(record)} fields but the header has {len(header)}", limit)
+                yield FileRecord(line, error=f"record has {len(record)} fields but the header has {len(header)}")
                 continue
-            try:
-                scan.row(line, dict(zip(header, record, strict=True)), digests)
-            except _BadRow as exc:
-                scan.error(line, str(exc), limit)
+            yield FileRecord(line, dict(zip(header, record, strict=True)))
     except _BadRow as exc:
-        scan.error(1, str(exc), limit)
+        yield FileRecord(1, error=str(exc))
     except (csv.Error, UnicodeDecodeError) as exc:
-        scan.error(last_line + 1, f"unreadable CSV ({str(exc)[:120]}); stopped reading this file", limit)
+        yield FileRecord(last_line + 1, error=f"unreadable CSV ({str(exc)[:120]}); stopped reading this file")
 
 
 class _Utf8Lines:

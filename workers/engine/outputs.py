@@ -17,7 +17,7 @@ from typing import Any
 from workers.engine.errors import EngineInputError
 from workers.engine.fields import choice, int_in, mapping, parse_params
 from workers.engine.lora import MAX_RANK
-from workers.engine.methods import LOW_RANK_METHODS, MethodSpec
+from workers.engine.methods import METHODS, MethodSpec, low_rank_method_names
 
 OUTPUT_DTYPES = ("bf16", "fp16", "fp32")
 DEFAULT_MAX_SHARD_BYTES = 5_000_000_000  # transformers' own default shard size ("5GB")
@@ -33,6 +33,8 @@ class OutputKind:
     name: str
     parse: Callable[[Mapping[str, Any], MethodSpec], dict[str, Any]]
     builder: str
+    # Why a method that does not support this kind (`Method.unsupported_outputs`) cannot be built into it.
+    unsupported_because: str = ""
 
     def load_builder(self) -> Callable[..., dict[str, Any]]:
         module, _, function = self.builder.partition(":")
@@ -55,10 +57,10 @@ def _parse_merged(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
 
 def _parse_adapter(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
     params = parse_params(raw, {"rank": (int_in(1, MAX_RANK), None), "dtype": (choice(*OUTPUT_DTYPES), "fp32")}, "output")
-    if params["rank"] is None and method.name not in LOW_RANK_METHODS:
+    if params["rank"] is None and not method.method.low_rank:
         raise EngineInputError(
             f"is required for method {method.name}: its combined delta is not low-rank, so the adapter is "
-            f"its SVD truncated to this rank (only {', '.join(LOW_RANK_METHODS)} can be stored exactly)",
+            f"its SVD truncated to this rank (only {', '.join(low_rank_method_names())} can be stored exactly)",
             field="output.rank", code="required",
         )
     return params
@@ -70,21 +72,17 @@ def _no_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
     return {}
 
 
-def _runtime_params(raw: Mapping[str, Any], method: MethodSpec) -> dict[str, Any]:
-    if method.name != "linear":
-        raise EngineInputError(
-            f"llama.cpp stacks adapters at run time as a weighted sum, which is the `linear` method only; "
-            f"{method.name} needs a merged output such as gguf-q4_k_m", field="output.type", code="output")
-    return _no_params(raw, method)
-
-
 # Every output kind, in one place. GGUF builders live beside their llama.cpp code (gguf_outputs).
 register_output(OutputKind("merged", _parse_merged, "workers.engine.build:build_merged"))
 register_output(OutputKind("adapter", _parse_adapter, "workers.engine.build:build_adapter"))
 register_output(OutputKind("gguf-f16", _no_params, "workers.engine.gguf_outputs:build_gguf"))
 for _name in QUANT_OUTPUTS:
     register_output(OutputKind(_name, _no_params, "workers.engine.gguf_outputs:build_gguf"))
-register_output(OutputKind("runtime", _runtime_params, "workers.engine.gguf_outputs:build_runtime"))
+register_output(OutputKind(
+    "runtime", _no_params, "workers.engine.gguf_outputs:build_runtime",
+    unsupported_because="llama.cpp stacks adapters at run time as a weighted sum, which is "
+                        + " or ".join(f"the `{m.name}` method" for m in METHODS.values() if m.supports_output("runtime"))
+                        + " only"))
 
 
 @dataclass(frozen=True)
@@ -106,4 +104,8 @@ class OutputSpec:
         kind = OUTPUT_KINDS.get(name) if isinstance(name, str) else None
         if kind is None:
             raise EngineInputError(f"unknown output type; expected one of {', '.join(OUTPUT_KINDS)}", field="output.type", code="output")
+        if not method.method.supports_output(kind.name):
+            raise EngineInputError(f"{kind.unsupported_because or f'method {method.name} cannot be built into it'}; "
+                                   f"{method.name} needs a merged output such as gguf-q4_k_m", field="output.type",
+                                   code="output")
         return cls(type=kind.name, params=kind.parse(raw, method))

@@ -4,7 +4,8 @@ A recipe is validated once (`Recipe.from_dict`, every error an EngineInputError 
 then written in one canonical form: sorted keys, normalized numbers and every default filled in,
 so two requests that mean the same build have the same `hash`. The hub uses that hash to hand out
 an existing artifact instead of building again. Methods live in `methods`, outputs in `outputs`,
-the LoRA rules in `lora`; this module imports none of torch, Django or the builders.
+the LoRA rules in `lora`, and what a client sends (adapters by name, before the hub resolves them to
+versions and hashes) in `recipe_schema`; this module imports none of torch, Django or the builders.
 """
 
 from __future__ import annotations

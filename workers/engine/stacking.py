@@ -22,7 +22,7 @@ import torch
 
 from workers.engine.errors import EngineInputError
 from workers.engine.lora import AdapterInfo
-from workers.engine.methods import LOW_RANK_METHODS, MethodSpec
+from workers.engine.methods import MethodSpec
 from workers.engine.safetensors_io import TensorInfo
 
 TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
@@ -192,7 +192,7 @@ def generalized_task_arithmetic(
        Σ_i w_i over all adapters without consensus); a divisor of 0 is replaced by 1.
     5. Scale: ΔW ← λ · ΔW.
 
-    The presets in methods.GTA_PRESETS: task_arithmetic (no sparsify, no consensus), ties
+    The presets in methods.METHODS: task_arithmetic (no sparsify, no consensus), ties
     (magnitude + sum + normalize), dare_ties (random + rescale + sum), dare_linear (random +
     rescale), magnitude_prune (magnitude). `deltas[i]` is None where adapter i does not target
     the module (its delta is 0).
@@ -221,16 +221,34 @@ def _true_deltas(factors: Sequence[Factors | None]) -> list[torch.Tensor | None]
 
 
 def _capped_rank(method: MethodSpec, rank: int | None) -> int | None:
-    """svd never keeps more than its own rank, whatever the output asks for."""
-    if method.name != "svd":
+    """A method's own `rank` parameter (svd's) caps the rank, whatever the output asks for."""
+    own = method.params.get("rank")
+    if own is None:
         return rank
-    return method.params["rank"] if rank is None else min(rank, method.params["rank"])
+    return own if rank is None else min(rank, own)
+
+
+def low_rank_factors(
+    method: MethodSpec, module: str, factors: Sequence[Factors | None], weights: Sequence[float], rank: int | None
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The delta function of the low-rank methods (linear, cat, svd): the exact `cat` factors of the weighted
+    sum, SVD-truncated to the method's own rank and to `rank` when either is set."""
+    a, b = cat_factors(factors, weights)
+    rank = _capped_rank(method, rank)
+    return (a, b, 1.0) if rank is None else svd_low_rank(a, b, rank, name=f"{module}.weight")
+
+
+def task_arithmetic_delta(
+    method: MethodSpec, module: str, factors: Sequence[Factors | None], weights: Sequence[float]
+) -> torch.Tensor:
+    """The delta function of the whole task-arithmetic family: its preset's knobs, one generalized function."""
+    return generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs)
 
 
 def adapter_rank(method: MethodSpec, ranks: Sequence[int], shape: tuple[int, int], rank: int | None) -> int:
     """The rank `module_factors` returns for one module, known before any weight is read (a
     safetensors writer declares every shape first). `ranks` are those of the adapters targeting it."""
-    if method.name not in LOW_RANK_METHODS:
+    if not method.method.low_rank:
         return min(rank, *shape)
     rank = _capped_rank(method, rank)
     return sum(ranks) if rank is None else min(rank, sum(ranks), *shape)
@@ -241,16 +259,14 @@ def module_factors(
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(A, B, energy kept) for one module of an adapter output: ΔW ≈ B A at scale 1.
 
-    linear and cat give the exact `cat` factors when `rank` is None; svd truncates the exact sum
-    to its rank; with `rank`, the combined delta is SVD-truncated to it (for the task-arithmetic
-    family, whose delta is not low-rank, that is the only way to store it as an adapter).
+    A low-rank method gives its factors (linear and cat the exact `cat` factors when `rank` is None; svd
+    truncates the exact sum to its rank); with `rank`, a dense delta (the task-arithmetic family's, which
+    is not low-rank) is SVD-truncated to it, the only way to store it as an adapter.
     """
-    if method.name not in LOW_RANK_METHODS:
-        delta = generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs)
-        return svd_dense(delta, rank, name=f"{module}.weight")
-    a, b = cat_factors(factors, weights)
-    rank = _capped_rank(method, rank)
-    return (a, b, 1.0) if rank is None else svd_low_rank(a, b, rank, name=f"{module}.weight")
+    delta_of = method.method.load_delta()
+    if method.method.low_rank:
+        return delta_of(method, module, factors, weights, rank)
+    return svd_dense(delta_of(method, module, factors, weights), rank, name=f"{module}.weight")
 
 
 def module_delta(
@@ -264,9 +280,9 @@ def module_delta(
     rank-k approximation of that sum (`svd_low_rank`), energy = Σ_{j<k} σ_j² / Σ_j σ_j². The
     task-arithmetic presets: `generalized_task_arithmetic` of the true deltas (energy 1).
     """
-    if method.name in LOW_RANK_METHODS:
+    if method.method.low_rank:
         a, b, energy = module_factors(method, module, factors, weights, None)
         # addmm: W0 + B A in one pass over the output, not a product and then a sum
         return (torch.mm(b, a) if base is None else torch.addmm(base, b, a)), energy
-    delta = generalized_task_arithmetic(_true_deltas(factors), weights, module=module, **method.knobs)
+    delta = method.method.load_delta()(method, module, factors, weights)
     return (delta if base is None else delta.add_(base)), 1.0

@@ -1,4 +1,5 @@
-"""Template helpers for eval pages: the adapter eval card (the catalog page includes it), numbers, sort links."""
+"""Template helpers for eval pages: the adapter eval card (the catalog page includes it) and sort links; numbers use
+the builtin `readable` filters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from django import template
 from django.http import QueryDict
 
 from hub.catalog.models import RepoKind, Version
-from hub.evals import charts, selectors
+from hub.core.formatting import metric_label
+from hub.evals import charts
+from hub.evals.selectors import cards as eval_cards
 
 register = template.Library()
 
@@ -18,21 +21,13 @@ def adapter_eval_card(context: template.Context, version: Version) -> dict[str, 
     """The card of an adapter version and a chart per suite of its scores across versions (None for datasets)."""
     if version.repository.kind != RepoKind.ADAPTER or version.base_model_id is None:
         return None
-    card = selectors.adapter_eval_card(context["request"].user, version)
-    history = [charts.line(series.points, x_label="version", y_label=series.metric,
-                           title=f"{series.suite}: {series.metric} by version", reference=series.base_value)
-               for series in card.history]
+    card = eval_cards.adapter_eval_card(context["request"].user, version)
+    # A trend needs two versions: one point is already the card's row.
+    history = [charts.line(series.points, x_label="version", y_label=metric_label(series.metric),
+                           title=f"{series.suite}: {metric_label(series.metric)} by version",
+                           reference=series.base_value)
+               for series in card.history if len(series.points) > 1]
     return {"card": card, "history": history}
-
-
-@register.filter
-def score(value: float | None) -> str:
-    return "—" if value is None else charts.number(value)
-
-
-@register.filter
-def signed(value: float | None) -> str:
-    return "—" if value is None else ("+" if value > 0 else "") + charts.number(value)
 
 
 @register.filter
@@ -50,12 +45,4 @@ def sort_url(context: template.Context, column: str) -> str:
     else:
         params.pop("order", None)
     params["sort"] = column
-    return "?" + params.urlencode()
-
-
-@register.simple_tag(takes_context=True)
-def with_param(context: template.Context, name: str, value: str) -> str:
-    """The current query string with one parameter replaced."""
-    params: QueryDict = context["request"].GET.copy()
-    params[name] = value
     return "?" + params.urlencode()

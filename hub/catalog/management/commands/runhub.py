@@ -18,9 +18,20 @@ from hub.supervisor import Child, CrashLoop, Supervisor
 RUN_TOKEN_NAME = "make-run"  # noqa: S105 - a label
 
 
+def web_server_argv(host: str, port: str, *, workers: str | None = None, timeout: int = 30) -> list[str]:
+    """gunicorn serving the hub over ASGI. Its asgi worker reads headers and bodies on an event loop, so slow or
+    stalled clients hold a coroutine, not a thread that runs views (a sync or gthread worker is held by each one:
+    ten slowloris sockets stalled every other request). A body that sends nothing for --timeout seconds is cut off;
+    --keep-alive bounds idle connections; header size and count are capped. Tests and bench/load.py start this."""
+    return [sys.executable, "-m", "gunicorn", "hub.asgi:application", "--worker-class", "asgi", "-b", f"{host}:{port}",
+            "--workers", workers or os.environ.get("WEB_WORKERS", "2"), "--timeout", str(timeout), "--graceful-timeout", "30",
+            "--asgi-lifespan", "off", "--keep-alive", "5", "--limit-request-line", "8190", "--limit-request-fields", "100",
+            "--access-logfile", "-"]
+
+
 def hub_processes(host: str, port: str) -> list[Child]:
     """The web server, a worker for uploads (validation never waits behind builds and evaluations),
-    a worker for the heavy queues, and the beat that re-enqueues lost work every minute."""
+    a worker for the heavy queues, one for training, and the beat that re-enqueues lost work every minute."""
     celery = [sys.executable, "-m", "celery", "-A", "hub"]
     concurrency = os.environ.get("WORKER_CONCURRENCY", "1")
 
@@ -29,11 +40,11 @@ def hub_processes(host: str, port: str) -> list[Child]:
                                             "-l", "INFO", "-n", f"{name}@{host}"])
 
     return [
-        Child("web server", [sys.executable, "-m", "gunicorn", "hub.wsgi", "-b", f"{host}:{port}",
-                             "--workers", os.environ.get("WEB_WORKERS", "2"), "--threads", "4",
-                             "--timeout", "300", "--access-logfile", "-"]),
+        Child("web server", web_server_argv(host, port)),
         worker("uploads", "uploads"),
         worker("heavy", "builds,evals"),
+        # Training holds its worker for minutes: on its own, stack builds and evaluations never wait behind it.
+        worker("training", "training"),
         Child("beat", [*celery, "beat", "-l", "INFO", "-s", str(settings.DATA_DIR / "celerybeat-schedule")]),
     ]
 

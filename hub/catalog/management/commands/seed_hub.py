@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from hub.accounts.models import Role, User
@@ -59,3 +60,5 @@ class Command(BaseCommand):
                     user_create(username=username, password=demo_password(username), role=role,
                                 email=f"{username}@nomoat.local")
         self.stdout.write(self.style.SUCCESS(f"seeded: {', '.join(BaseModel.objects.values_list('name', flat=True))}"))
+        if not no_users:  # the training app's curated datasets and its one background demo job (by name: no import)
+            call_command("seed_training_demo", no_training=skip_smollm2, stdout=self.stdout)

@@ -1,22 +1,19 @@
-"""Writing the audit log: the one service every app calls for moderation actions, role changes and takedowns.
-
-A module of its own (not services.py) so that accounts can record role changes and bans without
-importing the rest of moderation, which itself builds on accounts.
-"""
+"""Writing the audit log: the one service every app calls for moderation actions, role changes and takedowns."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hub.accounts.models import User
-from hub.moderation.models import AuditEntry
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from hub.audit.models import AuditEntry
 
 SYSTEM_ACTOR = "system"
 
 
 def audit_record(
     *,
-    actor: User | None,
+    actor: AbstractBaseUser | None,
     action: str,
     target_kind: str,
     target_id: int,
@@ -28,7 +25,7 @@ def audit_record(
     """Append one entry. `actor=None` means the hub acted on its own (e.g. reports crossed the threshold)."""
     return AuditEntry.objects.create(
         actor=actor,
-        actor_name=actor.username if actor else SYSTEM_ACTOR,
+        actor_name=actor.get_username() if actor else SYSTEM_ACTOR,
         action=action,
         target_kind=target_kind,
         target_id=target_id,

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OciConfig(AppConfig):
+    name = "hub.oci"
+    verbose_name = "OCI registry (pull)"

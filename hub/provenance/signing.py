@@ -1,0 +1,184 @@
+"""Signing what the hub serves: each validated version and each built stack gets `model.sig` and
+`provenance.intoto.jsonl` (see workers/engine/signing.py) as two more of its files, so every download path (the
+API, the pages, the Hugging Face routes) lists and serves them like the rest.
+
+The files are laid out in a scratch folder from the blob store (hard links when it is local), attested, and signed
+with model_signing over exactly that folder, so the signature is checked against the stored bytes themselves.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from hub.catalog.models import Blob, Version, VersionFile, VersionState
+from hub.catalog.services import blob_put_file
+from hub.catalog.workdir import materialize, scratch_dir
+from hub.provenance.keys import signing_key
+from hub.provenance.swarm import swarm_for
+from hub.stacks.models import BuildState, StackBuild, StackFile
+from workers.engine import ENGINE_VERSION
+from workers.engine.signing import (
+    ATTESTATIONS_FILE,
+    QUANTIZATION,
+    SIGNATURE_FILE,
+    STACK_BUILD,
+    UPSTREAM_DIR,
+    VALIDATION,
+    VERIFICATION,
+    sign_attestations,
+    sign_folder,
+    statement,
+)
+
+SIGNED_FILES = (SIGNATURE_FILE, ATTESTATIONS_FILE)
+HUB_MADE = ("adapter_model.gguf",)  # files validation adds to an upload (their input is the upload's weights)
+
+
+def builder() -> dict[str, str]:
+    """Who did the work, as the attestations name it."""
+    return {"id": settings.SITE_URL or "nomoat-hub", "engine_version": ENGINE_VERSION}
+
+
+def _sign(name: str, files: Mapping[str, str], statements: list[dict[str, Any]], *,
+          extra: Mapping[str, str] = ()) -> dict[str, Blob]:
+    """Lay out `files` {path: sha256} (and `extra` ones, e.g. the adapters' bundles) as folder `name`, write the
+    attestation bundle and model.sig into it, and store those two as blobs."""
+    scratch = scratch_dir("sign", name)
+    folder = scratch / name
+    try:
+        materialize({**files, **dict(extra)}.items(), folder)
+        key = signing_key()
+        (folder / ATTESTATIONS_FILE).write_bytes(sign_attestations(statements, key))
+        sign_folder(folder, key)
+        return {path: blob_put_file(path=folder / path) for path in SIGNED_FILES}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _digests(files: Mapping[str, Blob]) -> dict[str, str]:
+    return {path: blob.sha256 for path, blob in files.items() if path not in SIGNED_FILES}
+
+
+def version_sign(*, version: Version) -> dict[str, Blob]:
+    """Sign a version that passed validation; its file list gains model.sig and provenance.intoto.jsonl.
+
+    Runs inside the transaction that records the validation, so nobody sees the version unsigned."""
+    stored = {f.path: f.blob for f in version.files.select_related("blob")}
+    files = _digests(stored)
+    repo = version.repository
+    uploaded = {p: s for p, s in files.items() if p not in HUB_MADE}
+    attestation = statement(files, VALIDATION, {
+        "builder": builder(),
+        "repository": repo.full_name, "kind": repo.kind, "version": version.number,
+        "uploaded_by": version.created_by.username,
+        "inputs": [{"name": p, "digest": {"sha256": s}} for p, s in sorted(uploaded.items())],
+        "report": version.validation_report,
+        "validated_at": timezone.now().isoformat(),
+    })
+    signed = _sign(f"{repo.owner.username}--{repo.name}--v{version.number}", files, [attestation])
+    VersionFile.objects.filter(version=version, path__in=SIGNED_FILES).delete()
+    VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in signed.items()])
+    _make_swarms({**stored, **signed})
+    every = {**files, **{p: b.sha256 for p, b in signed.items()}}
+    Version.objects.filter(pk=version.pk).update(
+        commit_sha=Version.make_commit_sha(repo.pk, version.number, list(every.items())))
+    return signed
+
+
+def upstream_path(version: Version) -> str:
+    """Where a stack carries an adapter version's bundle."""
+    repo = version.repository
+    return f"{UPSTREAM_DIR}/{repo.owner.username}/{repo.name}/v{version.number}"
+
+
+def stack_sign(*, build: StackBuild, files: Mapping[str, Blob]) -> dict[str, Blob]:
+    """model.sig and the attestations of a built stack, plus the adapters' bundles it carries; all to be stored
+    among the stack's files."""
+    manifest = _manifest(files)
+    outputs = _digests(files)
+    extra: dict[str, str] = {}
+    adapters = []
+    for member in build.members.select_related("version__repository__owner").order_by("position"):
+        version = member.version
+        theirs = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
+        entry: dict[str, Any] = {"ref": f"{version.repository.full_name}@{version.number}", "weight": member.weight,
+                                 "weights_path": "adapter_model.safetensors",
+                                 "weights_sha256": theirs.get("adapter_model.safetensors"),
+                                 "uploaded_by": version.created_by.username, "bundle": None}
+        if SIGNATURE_FILE in theirs:
+            where = upstream_path(version)
+            for path in SIGNED_FILES:
+                if path in theirs:
+                    extra[f"{where}/{path}"] = theirs[path]
+            entry["bundle"] = {"path": where, SIGNATURE_FILE: theirs[SIGNATURE_FILE]}
+        adapters.append(entry)
+    base = {f.path: f.blob.sha256 for f in build.base_model.files.select_related("blob")}
+    report = manifest.get("report") or {}
+    statements = [statement(outputs, STACK_BUILD, {
+        "builder": builder(), "recipe_hash": build.recipe_hash, "recipe": build.recipe,
+        "method": build.method, "output": build.output,
+        "base_model": {"name": build.base_model.name, "files": base},
+        "adapters": adapters, "built_at": timezone.now().isoformat(),
+    })]
+    if report.get("quantize"):
+        statements.append(statement(outputs, QUANTIZATION, {
+            "builder": builder(), "llama_cpp_python": _version_of("llama-cpp-python"),
+            # The figures, without the worker's local path.
+            "quantize": {k: v for k, v in report["quantize"].items() if k != "path"},
+        }))
+    gates = {name: value for name, value in report.items() if name.endswith("_gate")}
+    if gates:
+        statements.append(statement(outputs, VERIFICATION, {"builder": builder(), "gates": gates}))
+    signed = _sign(f"stack-{build.recipe_hash[:16]}", outputs, statements, extra=extra)
+    blobs = {path: Blob.objects.get(sha256=sha) for path, sha in extra.items()}
+    _make_swarms({**files, **signed})
+    return {**blobs, **signed}
+
+
+def _make_swarms(files: Mapping[str, Blob]) -> None:
+    """Torrents and piece hashes made here, in the worker, so listing the files can show magnets at once."""
+    for path, blob in files.items():
+        swarm_for(blob, path.rsplit("/", 1)[-1])
+
+
+def _manifest(files: Mapping[str, Blob]) -> dict[str, Any]:
+    import json
+
+    from hub.catalog.blobstore import get_blob_store
+    from workers.engine.build import MANIFEST_NAME
+
+    blob = files.get(MANIFEST_NAME)
+    return json.loads(get_blob_store().local_path(blob.sha256).read_bytes()) if blob else {}
+
+
+def _version_of(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+
+@transaction.atomic
+def stack_add_signature(*, build: StackBuild) -> dict[str, Blob]:
+    """Sign a stack built before the hub signed stacks (its file list gains the signed files)."""
+    files = {f.path: f.blob for f in build.files.select_related("blob") if f.path not in SIGNED_FILES}
+    signed = stack_sign(build=build, files=files)
+    StackFile.objects.filter(build=build, path__in=list(signed)).delete()
+    StackFile.objects.bulk_create([StackFile(build=build, path=p, blob=b) for p, b in signed.items()])
+    return signed
+
+
+def unsigned() -> tuple[list[Version], list[StackBuild]]:
+    """Published versions and ready stacks without model.sig (made before the hub signed them)."""
+    return (list(Version.objects.filter(state=VersionState.PUBLISHED).exclude(files__path=SIGNATURE_FILE)
+                 .select_related("repository__owner", "created_by")),
+            list(StackBuild.objects.filter(state=BuildState.READY).exclude(files__path=SIGNATURE_FILE)
+                 .select_related("base_model")))

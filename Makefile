@@ -60,6 +60,10 @@ bench: install
 	$(BIN)/python bench/stack_build.py
 	$(BIN)/python bench/gguf_export.py
 	$(BIN)/python bench/evals_throughput.py
+	$(BIN)/python bench/data_report.py --rows 1000000
+	$(BIN)/python bench/multi_source_pull.py --mib 256 --rate 64
+	$(BIN)/python bench/training.py --model smollm2 --steps 20 --threads 2 --repeats 3
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python bench/load.py --duration 10
 
 clean:
 	rm -rf var/test .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ urlpatterns = [
     path("profile/tokens/<int:token_id>/revoke", accounts_views.token_revoke, name="token-revoke"),
     path("signup/", accounts_views.sign_up, name="signup"),
     path("signup/confirm/<str:uidb64>/<str:token>", accounts_views.sign_up_confirm, name="signup-confirm"),
-    path("users/<str:username>", accounts_views.user_page, name="user-page"),
+    path("users/<str:username>", catalog_views.user_page, name="user-page"),
     # Some clients ask for /favicon.ico whatever the page links: send them to the same icon.
     path("favicon.ico", lambda request: redirect(static("favicon.svg"), permanent=True), name="favicon"),
     path(f"models/{REPO}", catalog_views.base_model_detail, name="base-model"),

@@ -401,6 +401,7 @@ _THROTTLE_DEFAULTS = {
     "signin_per_address": ("THROTTLE_SIGNIN_PER_ADDRESS", "30/minute"),
     "tokens_per_account": ("THROTTLE_TOKENS_PER_ACCOUNT", "20/hour"),
     "tokens_per_address": ("THROTTLE_TOKENS_PER_ADDRESS", "60/hour"),
+    "signups_per_address": ("THROTTLE_SIGNUPS_PER_ADDRESS", "10/hour"),
     "uploads_per_user": ("THROTTLE_UPLOADS_PER_USER", "60/hour"),
     "upload_sessions_per_user": ("THROTTLE_UPLOAD_SESSIONS_PER_USER", "300/hour"),
     "stack_builds_per_user": ("THROTTLE_STACK_BUILDS_PER_USER", "30/hour"),

@@ -285,7 +285,7 @@ def test_the_status_page_follows_the_queue_live(live_server, page, catalog, make
     later = make_version(User.objects.get(username="alice"), "later", state=VersionState.UPLOADED)
     log_in(page, live_server, "alice")
     page.goto(live_server.url + "/adapters/alice/later/v/1/status")
-    assert "1 upload ahead of this one" in page.locator("#spinner").inner_text()
+    page.locator("#spinner", has_text="1 upload ahead of this one").wait_for(timeout=15_000)
     Version.objects.filter(pk=waiting.pk).update(state=VersionState.PENDING_REVIEW)
     page.locator("#spinner", has_text="next in line").wait_for(timeout=15_000)
     Version.objects.filter(pk=later.pk).update(state=VersionState.PENDING_REVIEW)

@@ -131,7 +131,7 @@ def test_the_page_and_a_client_get_the_same_smollm2_stack(published_smollm2_adap
     page.goto(f"{live_server.url}/adapters/alice/sql")
     gguf = page.locator("#gguf-adapter")  # every validated adapter also comes as a GGUF LoRA for llama.cpp
     assert gguf.inner_text() == "GGUF adapter for llama.cpp"
-    assert gguf.get_attribute("href").endswith("/adapter_model.gguf")
+    assert gguf.get_attribute("href").endswith("/adapter_model.gguf?download=1")
     page.get_by_role("link", name="Stack with…").click()
     page.locator("#chosen tbody tr").first.wait_for()
     page.get_by_label("Search adapters to add").fill("french")

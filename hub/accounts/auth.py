@@ -37,6 +37,7 @@ class TokenScopePermission(permissions.BasePermission):
     """Reads are open (views narrow them further); writes need a signed-in user and a write token."""
 
     message = "this API token is read-only; create a token with the 'write' scope"
+    open_reads = True  # the OpenAPI schema (hub/api/schema.py) lists anonymous access for its safe methods
 
     def has_permission(self, request, view) -> bool:
         if request.method in permissions.SAFE_METHODS:

@@ -26,8 +26,7 @@ from hub.accounts.services import (
     user_confirm_email,
     user_sign_up,
 )
-from hub.catalog.models import Repository
-from hub.catalog.selectors import repositories_of_owner, with_card_versions
+from hub.core.throttling import client_address, rate_check
 
 
 class TokenForm(forms.Form):
@@ -55,6 +54,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("user-page", username=request.user.username)
     form = SignUpForm(request.POST or None)
+    if request.method == "POST":
+        rate_check("signups_per_address", client_address(request), what="sign-ups from this address")
     if request.method == "POST" and form.is_valid():
         user = user_sign_up(username=form.cleaned_data["username"], email=form.cleaned_data["email"],
                             password=form.cleaned_data["password1"])
@@ -81,16 +82,6 @@ def sign_up_confirm(request: HttpRequest, uidb64: str, token: str) -> HttpRespon
     return redirect("user-page", username=user.username)
 
 
-def user_page(request: HttpRequest, username: str) -> HttpResponse:
-    """A public profile: the person's adapters and datasets the visitor may see."""
-    owner = get_object_or_404(User, username=username, is_active=True)
-    repositories = list(with_card_versions(request.user, repositories_of_owner(request.user, owner))[:60])
-    return render(request, "accounts/user.html", {
-        "owner": owner, "adapters": [r for r in repositories if r.kind == "adapter"],
-        "datasets": [r for r in repositories if r.kind == "dataset"], "is_self": request.user == owner,
-    })
-
-
 @login_required
 def profile(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
@@ -101,7 +92,6 @@ def profile(request: HttpRequest) -> HttpResponse:
         form = TokenForm()
     return render(request, "accounts/profile.html", {
         "form": form, "tokens": api_tokens_of(request.user), "new_token": new_token,
-        "repositories": Repository.objects.filter(owner=request.user).order_by("kind", "name"),
     })
 
 

@@ -14,8 +14,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers
 
-from hub.accounts.auth import TokenScopePermission
-
 BEARER = "bearerAuth"
 # For views whose permission classes let anonymous calls through but which answer them 401 themselves.
 BEARER_REQUIRED = [{BEARER: []}]
@@ -98,9 +96,11 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 class HubAutoSchema(AutoSchema):
     def get_auth(self) -> list[dict]:
         auths = super().get_auth()
-        # TokenScopePermission lets anyone read; views narrow what anonymous callers see, but do not refuse them.
-        perms = {type(p) for p in self.view.get_permissions()}
-        if perms == {TokenScopePermission} and self.method in permissions.SAFE_METHODS and {} not in auths:
+        # A permission with open reads (accounts' TokenScopePermission) lets anyone read; views narrow what anonymous
+        # callers see, but do not refuse them.
+        perms = self.view.get_permissions()
+        open_reads = bool(perms) and all(getattr(p, "open_reads", False) for p in perms)
+        if open_reads and self.method in permissions.SAFE_METHODS and {} not in auths:
             auths.append({})
         return auths
 

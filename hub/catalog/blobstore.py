@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -259,6 +260,31 @@ def blob_store_from_url(url: str, *, endpoint_url: str | None = None, region: st
 @cache
 def _store_for(url: str, endpoint_url: str | None, region: str, cache_dir: str, presign: bool):
     return blob_store_from_url(url, endpoint_url=endpoint_url, region=region, cache_dir=cache_dir, presign=presign)
+
+
+class _ChunkStream(io.RawIOBase):
+    """A read-only binary stream over an iterator of byte chunks (what read_range yields)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._pending = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size], self._pending = self._pending[:size], self._pending[size:]
+        return size
+
+
+def open_blob(sha256: str, *, limit: int | None = None) -> BinaryIO:
+    """The blob (or its first `limit` bytes) as a buffered binary stream, read from the store as it is consumed."""
+    end = None if limit is None else limit - 1
+    return io.BufferedReader(_ChunkStream(get_blob_store().read_range(sha256, 0, end)))
 
 
 def get_blob_store() -> FileBlobStore | S3BlobStore:

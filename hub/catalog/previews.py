@@ -7,7 +7,6 @@ Nothing here unpickles or executes anything: text is decoded as UTF-8, rows are 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from hub.catalog.blobstore import get_blob_store
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import VersionFile
 from workers.engine.datareport import mask
-from workers.engine.datasets import DATA_SUFFIXES, SPLIT_FILE
+from workers.engine.datasets import DATA_SUFFIXES, SPLIT_FILE, records_of
 
 TEXT_SUFFIXES = (".md", ".json", ".txt", ".yaml", ".yml", ".toml", ".cfg", ".jsonl", ".csv", ".py")
 MAX_TEXT_BYTES = 256 * 1024  # larger text files download instead
@@ -102,22 +101,13 @@ def row_page(file: VersionFile, split: str, number: int, total: int | None, *, r
     complete = file.blob.size <= MAX_ROW_BYTES
     if not complete:
         data = data[: data.rfind(b"\n") + 1]  # the last whole line
-    text = data.decode("utf-8", errors="replace")
-    rows: list[dict[str, Any]] = []
+    parsed: list[dict[str, Any]] = []
     problems: list[str] = []
-    if file.path.lower().endswith(".csv"):
-        parsed = list(csv.DictReader(io.StringIO(text)))
-    else:
-        parsed = []
-        for line_number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError:
-                problems.append(f"line {line_number} is not JSON")
-                continue
-            parsed.append(value if isinstance(value, dict) else {"value": value})
+    for record in records_of(io.BytesIO(data), file.path):  # the engine's one parser of data files
+        if record.error:
+            problems.append(f"line {record.line}: {record.error}")
+        else:
+            parsed.append(record.value if isinstance(record.value, dict) else {"value": record.value})
     rows = parsed[start:start + ROWS_PER_PAGE]
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return RowPage(

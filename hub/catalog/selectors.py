@@ -13,7 +13,8 @@ from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from hub.catalog.models import BaseModel, Repository, Version, VersionFile, VersionState
+from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionFile, VersionState
+from hub.core.params import ascii_int
 
 ORDERINGS = {"newest": "-created_at", "downloads": "-downloads", "score": "-score", "name": "name",
              "relevance": "-search_rank"}
@@ -36,6 +37,19 @@ def files_with_blobs(lookup: str, file_model: type[models.Model]) -> Prefetch:
 
 def _can_see_all(user) -> bool:
     return bool(user and user.is_authenticated and getattr(user, "is_moderator", False))
+
+
+def published_dataset_version(ref: str) -> Version | None:
+    """`owner/name@N`, or `owner/name` for its newest published version; None when no published version matches
+    (an unpublished one answers as missing, as everywhere)."""
+    name, _, pinned = ref.partition("@")
+    owner, _, repo = name.partition("/")
+    versions = Version.objects.filter(repository__kind=RepoKind.DATASET, repository__owner__username=owner,
+                                      repository__name=repo, state=VersionState.PUBLISHED)
+    if pinned:
+        number = ascii_int(pinned)
+        versions = versions.none() if number is None else versions.filter(number=number)
+    return versions.select_related("repository__owner").order_by("-number").first()
 
 
 def sees_sensitive(user, version: Version) -> bool:

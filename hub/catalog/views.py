@@ -8,9 +8,10 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
+from hub.accounts.models import User
 from hub.catalog import check_help, previews, selectors
 from hub.catalog.downloads import serve_version_file
 from hub.catalog.markdown import render_markdown
@@ -186,3 +187,13 @@ def version_status(request: HttpRequest, kind: str, owner: str, name: str, numbe
     if request.GET.get("fragment"):
         return render(request, "catalog/_status_live.html", context)
     return render(request, "catalog/status.html", context)
+
+
+def user_page(request: HttpRequest, username: str) -> HttpResponse:
+    """A public profile: the person's adapters and datasets the visitor may see."""
+    owner = get_object_or_404(User, username=username, is_active=True)
+    repositories = list(selectors.with_card_versions(request.user, selectors.repositories_of_owner(request.user, owner))[:60])
+    return render(request, "accounts/user.html", {
+        "owner": owner, "adapters": [r for r in repositories if r.kind == "adapter"],
+        "datasets": [r for r in repositories if r.kind == "dataset"], "is_self": request.user == owner,
+    })

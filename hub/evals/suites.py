@@ -16,18 +16,16 @@ split, or a different cap on items is a new version and never shares cached scor
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
-from hub.catalog.blobstore import get_blob_store
-from hub.catalog.models import RepoKind, Version, VersionState
-from hub.core.params import ascii_int
-from workers.engine.datasets import EVAL_SPLITS, task_row
+from hub.catalog.blobstore import open_blob
+from hub.catalog.models import Version
+from hub.catalog.selectors import published_dataset_version
+from workers.engine.datasets import EVAL_SPLITS, records_of, task_row
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,
@@ -142,38 +140,23 @@ class Declared:
 
 
 def _published_dataset(ref: str, *, required: bool) -> Version | None:
-    name, _, pinned = ref.partition("@")
-    owner, _, repo = name.partition("/")
-    versions = Version.objects.filter(repository__kind=RepoKind.DATASET, repository__owner__username=owner,
-                                      repository__name=repo, state=VersionState.PUBLISHED)
-    if pinned:
-        number = ascii_int(pinned)
-        versions = versions.none() if number is None else versions.filter(number=number)
-    dataset = versions.select_related("repository__owner").order_by("-number").first()
+    dataset = published_dataset_version(ref)
     if dataset is None and required:
         raise SuiteError(f"eval_dataset {ref} is not a published dataset on this hub")
     return dataset
 
 
 def dataset_rows(files: Iterable[tuple[str, str]], *, max_items: int) -> list[dict[str, Any]]:
-    """The first max_items rows of the files, streamed from the blob store (nothing past them is read)."""
+    """The first max_items rows of the files, streamed from the blob store (nothing past them is read), through the
+    engine's one parser of data files (validation already refused files with unreadable rows)."""
     rows: list[dict[str, Any]] = []
     for path, sha256 in files:
-        lines = _lines(get_blob_store().read_range(sha256))
-        parsed = csv.DictReader(lines) if path.endswith(".csv") else (json.loads(line) for line in lines if line.strip())
-        for row in parsed:
-            if len(rows) >= max_items:
-                return rows
-            rows.append(row)
+        with open_blob(sha256) as stream:
+            for record in records_of(stream, path):
+                if len(rows) >= max_items:
+                    return rows
+                if not record.error and isinstance(record.value, dict):
+                    rows.append(record.value)
     return rows
-
-
-def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
-    pending = b""
-    for chunk in chunks:
-        *complete, pending = (pending + chunk).split(b"\n")
-        yield from (line.decode("utf-8-sig") + "\n" for line in complete)
-    if pending:
-        yield pending.decode("utf-8-sig")
 
 

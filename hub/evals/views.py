@@ -13,7 +13,7 @@ from hub.core.formatting import metric_label
 from hub.evals import charts
 from hub.evals.api import leaderboard_from
 from hub.evals.selectors.cards import stack_eval_cards
-from hub.evals.selectors.leaderboards import KINDS, SORTS, Leaderboard, leaderboards_index, stack_label
+from hub.evals.selectors.leaderboards import KINDS, SORTS, Leaderboard, leaderboards_index
 from hub.evals.selectors.runs import run_get_visible
 from hub.evals.services import RerunRefused, eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
@@ -74,4 +74,4 @@ def stack_evals_page(request: HttpRequest, recipe_hash: str) -> HttpResponse:
     if withdrawn and not getattr(request.user, "is_moderator", False):
         raise Http404(withdrawn)
     return render(request, "evals/stack.html", {"build": build, "cards": stack_eval_cards(build),
-                                                "label": stack_label(build)})
+                                                "label": build.display_name})

@@ -46,16 +46,12 @@ from hub.catalog.uploads import (
     upload_session_discard,
     upload_version,
 )
-from hub.catalog.validation import ADAPTER_GGUF
+from hub.catalog.validation import HUB_MADE_FILES
 from hub.core.errors import ServiceError
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 from hub.hfcompat.selectors import KIND_OF, MAIN
-from workers.engine.signing import ATTESTATIONS_FILE, SIGNATURE_FILE
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-# Files the hub adds to a version after validation (the GGUF LoRA, the signature and attestations): a commit builds on
-# what the uploader sent, and the hub makes these again for the new version.
-HUB_MADE = frozenset({ADAPTER_GGUF, SIGNATURE_FILE, ATTESTATIONS_FILE})
 LFS_URL_SALT = "hfcompat.lfs-upload"
 
 
@@ -141,7 +137,7 @@ def uploaded_files(version: Version | None) -> dict[str, Blob]:
     """A version's files as its uploader sent them (without those the hub made)."""
     if version is None:
         return {}
-    return {f.path: f.blob for f in version.files.select_related("blob") if f.path not in HUB_MADE}
+    return {f.path: f.blob for f in version.files.select_related("blob") if f.path not in HUB_MADE_FILES}
 
 
 # --- the Git LFS batch API and the upload URLs it hands out ---------------------------------------------------------

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from hub.catalog.models import Blob, Version, VersionFile, VersionState
 from hub.catalog.services import blob_put_file
+from hub.catalog.validation import HUB_MADE_FILES
 from hub.catalog.workdir import materialize, scratch_dir
 from hub.provenance.keys import signing_key
 from hub.provenance.swarm import swarm_for
@@ -38,7 +39,6 @@ from workers.engine.signing import (
 )
 
 SIGNED_FILES = (SIGNATURE_FILE, ATTESTATIONS_FILE)
-HUB_MADE = ("adapter_model.gguf",)  # files validation adds to an upload (their input is the upload's weights)
 
 
 def builder() -> dict[str, str]:
@@ -73,7 +73,7 @@ def version_sign(*, version: Version) -> dict[str, Blob]:
     stored = {f.path: f.blob for f in version.files.select_related("blob")}
     files = _digests(stored)
     repo = version.repository
-    uploaded = {p: s for p, s in files.items() if p not in HUB_MADE}
+    uploaded = {p: s for p, s in files.items() if p not in HUB_MADE_FILES}
     attestation = statement(files, VALIDATION, {
         "builder": builder(),
         "repository": repo.full_name, "kind": repo.kind, "version": version.number,

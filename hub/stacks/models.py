@@ -46,6 +46,12 @@ class StackBuild(models.Model):
         return f"stack {self.recipe_hash[:12]} ({self.method} → {self.output})"
 
     @property
+    def display_name(self) -> str:
+        """A stack as people name it: "alice/sql ×0.7 + bob/poet ×0.5, ties" (prefetch members where listed)."""
+        members = " + ".join(f"{m.version.repository.full_name} ×{m.weight:g}" for m in self.members.all())
+        return f"{members}, {self.method}" if members else f"stack {self.recipe_hash[:12]}"
+
+    @property
     def seconds(self) -> float | None:
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()

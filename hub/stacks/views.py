@@ -9,7 +9,6 @@ from django.shortcuts import render
 from hub.catalog.selectors import base_models_all
 from hub.stacks import selectors
 from hub.stacks.downloads import serve_stack_file
-from hub.stacks.models import StackBuild
 from workers.engine.methods import METHODS
 from workers.engine.outputs import OUTPUT_DTYPES, OUTPUT_KINDS
 from workers.engine.recipe_schema import StackRecipeIn
@@ -19,7 +18,7 @@ def stack_list(request: HttpRequest) -> HttpResponse:
     stacks = selectors.stacks_listed(base_model=request.GET.get("base_model", ""), adapter=request.GET.get("adapter", ""),
                                      ordering=request.GET.get("ordering", "popular"))[:100]
     return render(request, "stacks/list.html", {
-        "stacks": [(build, stack_name(build)) for build in stacks],
+        "stacks": [(build, build.display_name) for build in stacks],
         "base_models": base_models_all(), "filters": request.GET,
     })
 
@@ -68,7 +67,7 @@ def stack_page(request: HttpRequest, recipe_hash: str) -> HttpResponse:
     if request.GET.get("fragment"):
         return render(request, "stacks/_build_live.html", {"build": build})
     return render(request, "stacks/detail.html", {
-        "build": build, "withdrawn_reason": selectors.stack_withdrawn_reason(build), "name": stack_name(build),
+        "build": build, "withdrawn_reason": selectors.stack_withdrawn_reason(build), "name": build.display_name,
         "recipe_yaml": recipe_yaml(build.request),
         "endpoint": request.build_absolute_uri("/").rstrip("/"), "output_help": OUTPUT_HELP.get(build.output, ""),
     })
@@ -87,12 +86,6 @@ def recipe_yaml(request: dict) -> str:
     if isinstance(recipe.get("adapters"), list):
         recipe["adapters"] = [ordered(a, ADAPTER_ORDER) if isinstance(a, dict) else a for a in recipe["adapters"]]
     return yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True).strip()
-
-
-def stack_name(build: StackBuild) -> str:
-    """A stack as people name it: "alice/sql ×0.7 + bob/poet ×0.5, ties"."""
-    members = " + ".join(f"{m.version.repository.full_name} ×{m.weight:g}" for m in build.members.all())
-    return f"{members}, {build.method}" if members else f"stack {build.recipe_hash[:12]}"
 
 
 def stack_file(request: HttpRequest, recipe_hash: str, path: str) -> HttpResponse:

@@ -22,7 +22,8 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.catalog.blobstore import get_blob_store
-from hub.catalog.models import NAME_VALIDATOR, BaseModel, RepoKind, Repository, Version, VersionState
+from hub.catalog.models import NAME_VALIDATOR, BaseModel, RepoKind, Repository, Version
+from hub.catalog.selectors import published_dataset_version
 from hub.catalog.services import blob_put_file, repository_get_or_create, version_create
 from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
@@ -53,16 +54,10 @@ def _dataset_version(ref: object) -> Version:
     """`owner/name@N`, or `owner/name` for the newest published version. Unpublished versions answer as missing."""
     if not isinstance(ref, str) or "/" not in ref:
         raise TrainingRequestError(f'expected "owner/name" or "owner/name@version", got {quote(ref)}', field="dataset")
-    name, _, pinned = ref.partition("@")
-    owner, _, repo = name.partition("/")
-    versions = Version.objects.filter(repository__kind=RepoKind.DATASET, repository__owner__username=owner,
-                                      repository__name=repo, state=VersionState.PUBLISHED)
-    if pinned:
-        number = ascii_int(pinned)
-        if number is None:
-            raise TrainingRequestError(f"version must be a whole number, got {quote(pinned)}", field="dataset")
-        versions = versions.filter(number=number)
-    version = versions.select_related("repository__owner").order_by("-number").first()
+    _, _, pinned = ref.partition("@")
+    if pinned and ascii_int(pinned) is None:
+        raise TrainingRequestError(f"version must be a whole number, got {quote(pinned)}", field="dataset")
+    version = published_dataset_version(ref)
     if version is None:
         raise TrainingRequestError(f"no published dataset {ref} on this hub", field="dataset")
     return version

@@ -58,3 +58,17 @@ def test_row_viewer_masks_secrets_for_all_but_the_uploader_and_moderators(client
         assert "[API key]" in seen[viewer] and "[e-mail address]" in seen[viewer]
     for viewer in ("alice", "mod"):
         assert key in seen[viewer] and "ann@example.com" in seen[viewer]
+
+
+def test_published_files_offer_their_torrent_and_metalink_on_the_page(client, make_user, make_version):
+    alice = make_user("alice")
+    version = make_version(alice, "swarmed")
+    weights = version.files.get(path="adapter_model.safetensors")
+    page = client.get("/adapters/alice/swarmed").content.decode()
+    torrent, metalink = f"/api/v1/blobs/{weights.blob_id}/torrent", f"/api/v1/blobs/{weights.blob_id}/meta4"
+    assert f'href="{torrent}"' in page and f'href="{metalink}"' in page
+    assert client.get(torrent)["Content-Type"] == "application/x-bittorrent"
+    assert b"<metalink" in client.get(metalink).content
+    make_version(alice, "draft", state=VersionState.PENDING_REVIEW)
+    client.force_login(alice)  # the owner sees a draft's page, but a draft is not served to swarms
+    assert "/torrent" not in client.get("/adapters/alice/draft").content.decode()

@@ -284,9 +284,10 @@ def test_lfs_upload_urls_are_capabilities(live_server, make_user):
 
 def test_a_commit_waits_for_validation_on_the_asgi_event_loop(celery_worker, make_user):
     """The hub serves ASGI: the commit route is an async view that waits without holding a thread."""
+    import asyncio
     import base64
+    from concurrent.futures import ThreadPoolExecutor
 
-    from asgiref.sync import async_to_sync
     from django.test import AsyncClient
 
     alice = make_user("alice")
@@ -297,10 +298,12 @@ def test_a_commit_waits_for_validation_on_the_asgi_event_loop(celery_worker, mak
         lines = [{"key": "header", "value": {"summary": "rows"}},
                  {"key": "file", "value": {"path": path, "content": base64.b64encode(data).decode(),
                                            "encoding": "base64"}}]
-        return async_to_sync(client.post)("/api/datasets/alice/asgi-rows/commit/main",
-                                          data="\n".join(json.dumps(line) for line in lines),
-                                          content_type="application/x-ndjson",
-                                          headers={"Authorization": f"Bearer {token}"})
+        request = client.post("/api/datasets/alice/asgi-rows/commit/main",
+                              data="\n".join(json.dumps(line) for line in lines), content_type="application/x-ndjson",
+                              headers={"Authorization": f"Bearer {token}"})
+        # On a thread of its own: Playwright's sync API (the browser tests) leaves an event loop in this one.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, request).result()
 
     good = commit("train.jsonl", ROWS)
     assert good.status_code == 200, (good.status_code, good.content)

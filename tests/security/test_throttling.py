@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from hub.accounts.models import User
 from hub.accounts.services import api_token_create
 from hub.core.throttling import Throttled
 from hub.stacks.models import StackBuild
@@ -173,3 +174,16 @@ def test_tokens_made_on_the_profile_page_count_against_the_same_limit(client, ma
     assert client.post("/profile/", {"name": "laptop", "scope": "read"}).status_code == 200
     page = client.post("/profile/", {"name": "phone", "scope": "read"})
     assert page.status_code == 429 and b"new tokens for this account" in page.content
+
+
+def test_sign_ups_are_throttled_per_address_with_a_page(client, limits):
+    limits(signups_per_address="2/hour")
+    for n in range(2):
+        page = client.post("/signup/", {"username": f"new{n}", "email": f"new{n}@example.com",
+                                        "password1": "a-long-enough-passphrase", "password2": "a-long-enough-passphrase"})
+        assert page.status_code == 200 and b"new%d@example.com" % n in page.content
+    refused = client.post("/signup/", {"username": "new9", "email": "new9@example.com",
+                                       "password1": "a-long-enough-passphrase", "password2": "a-long-enough-passphrase"})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    assert b"sign-ups from this address" in refused.content
+    assert not User.objects.filter(username="new9").exists()

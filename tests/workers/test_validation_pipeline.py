@@ -101,8 +101,9 @@ def test_an_archive_upload_is_unpacked_into_plain_files(celery_worker, make_user
     version = version_create(repository=repo, files={"upload.zip": blob_put_stream(stream=buffer)}, created_by=alice)
     version = settled(version)
     assert version.state == VersionState.PENDING_REVIEW, version.state_reason
-    assert sorted(version.files.values_list("path", flat=True)) == ["README.md", "adapter_config.json",
-                                                                    "adapter_model.gguf", "adapter_model.safetensors"]
+    assert sorted(version.files.values_list("path", flat=True)) == [
+        "README.md", "adapter_config.json", "adapter_model.gguf", "adapter_model.safetensors",
+        "model.sig", "provenance.intoto.jsonl"]  # no upload.zip: its files, plus what the hub adds
 
 
 def test_a_worker_killed_mid_validation_leaves_the_version_to_be_validated_again(celery_worker, make_user, settings,

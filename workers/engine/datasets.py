@@ -272,10 +272,15 @@ def read_records(path: Path) -> Iterator[FileRecord]:
     A CSV whose header or syntax is unreadable ends with one record naming the problem.
     """
     with open(path, "rb") as handle:
-        if path.name.lower().endswith(".jsonl"):
-            yield from _jsonl_records(handle)
-        else:
-            yield from _csv_records(handle)
+        yield from records_of(handle, path.name)
+
+
+def records_of(handle: BinaryIO, name: str) -> Iterator[FileRecord]:
+    """`read_records` for an open binary stream of the data file `name` (its suffix says the format)."""
+    if name.lower().endswith(".jsonl"):
+        yield from _jsonl_records(handle)
+    else:
+        yield from _csv_records(handle)
 
 
 def _jsonl_records(handle: BinaryIO) -> Iterator[FileRecord]:

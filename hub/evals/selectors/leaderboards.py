@@ -22,7 +22,6 @@ from hub.evals.selectors.scores import (
     stack_members,
 )
 from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
-from hub.stacks.models import StackBuild
 from hub.stacks.selectors import stacks_listed
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
@@ -73,11 +72,6 @@ KINDS = ("base", "adapter", "stack", "quantized")
 SORTS = ("score", "delta", "retention", "size", "bits_per_weight", "downloads", "date", "name")
 
 
-def stack_label(build: StackBuild) -> str:
-    members = " + ".join(f"{m.version.repository.full_name}×{m.weight:g}" for m in build.members.all())
-    return f"{members} ({build.method})"
-
-
 def _candidates(base: BaseModel) -> list[Entry]:
     """Every subject a leaderboard of this base may list (without runs yet): the base and its GGUF files,
     each adapter's latest published version, and every listed stack's artifacts."""
@@ -95,7 +89,7 @@ def _candidates(base: BaseModel) -> list[Entry]:
         url = reverse("stack-evals-page", args=[build.recipe_hash])
         for subject in stack_subjects(build):
             gguf = subject.runtime == Runtime.GGUF
-            label = stack_label(build) + (f" · {subject.artifact_path}" if gguf else "")
+            label = build.display_name + (f" · {subject.artifact_path}" if gguf else "")
             rows.append(Entry("quantized" if gguf else "stack", label, url, subject, downloads=build.downloads,
                                date=build.finished_at))
     return rows

@@ -24,6 +24,8 @@ from hub.accounts.models import Role, User
 from hub.audit.services import audit_record
 from hub.catalog.models import Repository, Version, VersionState
 from hub.catalog.services import blob_put_stream
+from hub.catalog.signals import version_uploaded
+from hub.catalog.tasks import enqueue_validation
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 from tests.catalog.test_upload_browser import log_in
 from workers.engine.validation import validate_upload
@@ -281,8 +283,14 @@ def test_a_pickle_upload_says_what_it_is_and_how_to_fix_it(live_server, page, ca
 
 
 def test_the_status_page_follows_the_queue_live(live_server, page, catalog, make_version):
-    waiting = make_version(User.objects.get(username="alice"), "queued", state=VersionState.UPLOADED)
-    later = make_version(User.objects.get(username="alice"), "later", state=VersionState.UPLOADED)
+    # The test moves the versions through the queue itself: a worker left running by an earlier test must not
+    # validate them first, so these two uploads are not enqueued.
+    version_uploaded.disconnect(dispatch_uid="catalog.enqueue_validation")
+    try:
+        waiting = make_version(User.objects.get(username="alice"), "queued", state=VersionState.UPLOADED)
+        later = make_version(User.objects.get(username="alice"), "later", state=VersionState.UPLOADED)
+    finally:
+        version_uploaded.connect(enqueue_validation, dispatch_uid="catalog.enqueue_validation")
     log_in(page, live_server, "alice")
     page.goto(live_server.url + "/adapters/alice/later/v/1/status")
     page.locator("#spinner", has_text="1 upload ahead of this one").wait_for(timeout=15_000)

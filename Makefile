@@ -64,6 +64,9 @@ bench: install
 	$(BIN)/python bench/multi_source_pull.py --mib 256 --rate 64
 	$(BIN)/python bench/training.py --model smollm2 --steps 20 --threads 2 --repeats 3
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python bench/load.py --duration 10
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/nomoat_bench NOMOAT_FEDERATION_REDIS_DBS=11,12 \
+		$(BIN)/python bench/federation.py --adapters 3 --activities 1000
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf var/test .pytest_cache .ruff_cache

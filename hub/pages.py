@@ -32,6 +32,7 @@ for kind in ("adapter", "dataset"):
         path(f"{kind}s/{REPO}/v/<int:number>", catalog_views.repository_detail, k, name=f"{kind}-version-page"),
         path(f"{kind}s/{REPO}/v/<int:number>/files/<path:path>", catalog_views.version_file, k,
              name=f"{kind}-file-page"),
+        path(f"{kind}s/{REPO}/diff/<int:a>..<int:b>", catalog_views.version_diff, k, name=f"{kind}-version-diff"),
     ]
 
 for app in ("stacks", "evals", "moderation", "training", "datareports"):

@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "hub.oci",
     "hub.training",
     "hub.provenance",
+    "hub.federation",
 ]
 
 MIDDLEWARE = [
@@ -280,6 +281,18 @@ CELERY_BEAT_SCHEDULE = {
     "expire-upload-sessions": {"task": "catalog.expire_upload_sessions",
                                "schedule": UPLOAD_SESSION_EXPIRE_EVERY_SECONDS, "options": {"queue": "uploads"}},
 }
+# Federation (hub/federation): the URL peers reach this hub at (actor, object and activity ids start with it; it
+# should never change once peers follow the hub), the largest activity an inbox accepts, how far a signed request's
+# Date may be from now, and the timeout of requests to peers. Catch-up pages each followed outbox this often.
+NOMOAT_PUBLIC_URL = env_str("NOMOAT_PUBLIC_URL", f"http://{env_str('HOST', '127.0.0.1')}:{env_str('PORT', '8000')}"
+                            ).rstrip("/")
+NOMOAT_FEDERATION_MAX_ACTIVITY_BYTES = env_int("NOMOAT_FEDERATION_MAX_ACTIVITY_BYTES", 1024**2)
+FEDERATION_SIGNATURE_MAX_AGE_SECONDS = env_int("FEDERATION_SIGNATURE_MAX_AGE_SECONDS", 300)
+FEDERATION_HTTP_TIMEOUT_SECONDS = env_float("FEDERATION_HTTP_TIMEOUT_SECONDS", 10.0)
+FEDERATION_DELIVERY_MAX_ATTEMPTS = env_int("FEDERATION_DELIVERY_MAX_ATTEMPTS", 8)
+FEDERATION_CATCH_UP_EVERY_SECONDS = env_int("FEDERATION_CATCH_UP_EVERY_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["federation-catch-up"] = {"task": "federation.catch_up", "schedule":
+                                               FEDERATION_CATCH_UP_EVERY_SECONDS, "options": {"queue": "federation"}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # The cache every web process shares (download counting deduplicates through it): Redis when the
@@ -343,6 +356,8 @@ SPECTACULAR_SETTINGS = {
         "UploadStateEnum": "hub.catalog.models.UploadSession.State",
         "BuildStateEnum": "hub.stacks.models.BuildState",
         "RunStateEnum": "hub.evals.models.RunState",
+        "PeerStateEnum": "hub.federation.models.PeerState",
+        "FollowStateEnum": "hub.federation.models.FollowState",
     },
 }
 

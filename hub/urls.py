@@ -9,6 +9,8 @@ urlpatterns = [
     path("", include("hub.hfcompat.urls")),
     # The OCI distribution pull API (/v2/...), where ORAS and Ollama clients look for a registry.
     path("", include("hub.oci.urls")),
+    # ActivityPub actors, inboxes and outboxes (/federation/...), WebFinger and NodeInfo (/.well-known/...).
+    path("", include("hub.federation.urls_pages")),
     path("", include("hub.pages")),
 ]
 

@@ -138,7 +138,7 @@ def detect_kind(names: Sequence[str]) -> str:
     if any(b.endswith((".jsonl", ".csv", ".parquet")) for b in basenames):
         return "dataset"
     raise CliError("cannot tell whether this is an adapter (adapter_config.json, adapter_model.safetensors) or a "
-                   "dataset (.jsonl, .csv): pass --kind")
+                   "dataset (.jsonl, .csv, .parquet): pass --kind")
 
 
 def declared_base_model(ctx: Context, files: Sequence[LocalFile]) -> str | None:

@@ -1,7 +1,8 @@
 """`nomoat verify DIR`: check a pulled folder offline against its `model.sig` and attestations.
 
 Every file's sha256 against the signed list (none missing, none added), the signature by one of the hub's keys,
-each attestation's signature and subjects, and for a stack the bundles of the adapters it was built from, back to
+each attestation's signature and subjects (those of provenance.intoto.jsonl and the later ones in attestations/,
+e.g. evaluations), and for a stack the bundles of the adapters it was built from, back to
 their uploads. The hub's public keys are fetched once and cached by key id (fetched again only when a bundle
 names a key the cache does not have, e.g. after a rotation, or with `--refresh-keys`, which learns revocations);
 `--key PEM` uses the given keys and no network at all.
@@ -17,6 +18,7 @@ from nomoat_cli.commands import Context
 from nomoat_cli.config import _xdg_dir, read_json, write_private_json
 from nomoat_cli.errors import ApiError, CliError, ExitCode
 from workers.engine.signing import (
+    EVALUATION,
     QUANTIZATION,
     SIGNATURE_FILE,
     STACK_BUILD,
@@ -74,6 +76,13 @@ def describe(result: Verified) -> list[str]:
                          f"llama-cpp-python {p.get('llama_cpp_python')}")
         elif kind == VERIFICATION:
             lines.append(f"verification gates passed: {', '.join(sorted(p.get('gates', {})))}")
+        elif kind == EVALUATION:
+            suite = p.get("suite") or {}
+            data = suite.get("dataset") or {}
+            metrics = ", ".join(f"{name} {m.get('value'):.4g}" if isinstance(m.get("value"), int | float)
+                                else f"{name} n/a" for name, m in sorted((p.get("metrics") or {}).items()))
+            lines.append(f"evaluated: {suite.get('id')} (version {suite.get('version')}, "
+                         f"{data.get('ref') or 'the engine corpus'}): {metrics}; engine {p.get('engine_version')}")
     for upstream in result.upstream:
         lines += [f"  {line}" for line in describe(upstream)[1:]]
         lines.append(f"  adapter bundle signed by hub key {upstream.key.key_id[:16]}… ({upstream.key.status})")

@@ -65,11 +65,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.2, what: str = "condition") -> None:
+def wait_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.2,
+               what: str = "condition") -> object:
+    """Poll `predicate` until it returns something truthy, which is returned; TimeoutError after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        value = predicate()
+        if value:
+            return value
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
@@ -139,7 +142,7 @@ class WorkerProcess:
 
 RECEIVED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] received")
 FINISHED_RE = re.compile(r"Task [\w.]+\[([0-9a-f-]+)\] (?:succeeded|raised|failed|retry)")
-QUEUES = ("uploads", "builds", "evals", "training")
+QUEUES = ("uploads", "builds", "evals", "training", "federation")
 
 
 def queued_messages() -> int:

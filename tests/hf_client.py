@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,12 +40,17 @@ def error(call):
 
 @pytest.fixture
 def hub_client(live_server, tmp_path) -> Callable[..., Any]:
+    return hf_runner(live_server.url, tmp_path)
+
+
+def hf_runner(endpoint: str, tmp_path: Path) -> Callable[..., Any]:
+    """Runs of the huggingface_hub client against the hub at `endpoint`, with a fresh HF_HOME under `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("HF_", "HUGGING_FACE_"))}
-    env.update(HF_ENDPOINT=live_server.url, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="0",
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="0",
                HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", TOKENIZERS_PARALLELISM="false")
     for name in ("http_proxy", "https_proxy", "all_proxy"):
         env[name] = env[name.upper()] = DEAD_PROXY
-    env["no_proxy"] = env["NO_PROXY"] = "localhost,127.0.0.1"
+    env["no_proxy"] = env["NO_PROXY"] = "localhost,127.0.0.1,127.0.0.0/8"  # every loopback address (other hubs)
 
     def run(script: str, **values: Any) -> Any:
         """Run `script` after PRELUDE with `values` as globals; it leaves its answer, JSON-able, in `result`."""

@@ -139,7 +139,7 @@ def main() -> None:
             fail("no uploads worker among make run's processes", log)
         os.kill(min(workers), signal.SIGKILL)
         wait_for("the supervisor to restart the uploads worker",
-                 lambda: "restarting worker (uploads)" in log.read_text(errors="replace"), 60, proc, log)
+                 lambda: "restarting worker (uploads,federation)" in log.read_text(errors="replace"), 60, proc, log)
         print("smoke: the killed uploads worker was restarted")
 
         adapter = make_adapter(data_dir / "build")

@@ -11,7 +11,7 @@ import pytest
 # Bottom to top. `hub.api` is the API's shared pieces (errors, pagination, schema); its URL map, like hub.urls and
 # hub.pages, sits above every app and is left out.
 LAYERS = ["hub.core", "hub.audit", "hub.api", "hub.accounts", "hub.catalog", "hub.hfcompat", "hub.stacks",
-          "hub.oci", "hub.provenance", "hub.datareports", "hub.evals", "hub.training", "hub.moderation"]
+          "hub.oci", "hub.provenance", "hub.datareports", "hub.evals", "hub.training", "hub.moderation", "hub.federation"]
 TOP = {"hub.api.urls", "hub.urls", "hub.pages"}
 FRAMEWORKS = ("hub", "django", "celery", "rest_framework", "drf_spectacular")
 

@@ -18,14 +18,20 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from hub.accounts.models import Role, User
 from hub.audit.services import audit_record
 from hub.catalog.models import Repository, Version, VersionState
+from hub.catalog.previews import file_text
 from hub.catalog.services import blob_put_stream
 from hub.catalog.signals import version_uploaded
 from hub.catalog.tasks import enqueue_validation
+from hub.evals.models import EvalRun
+from hub.evals.services import eval_run_claim, evals_schedule_version
+from hub.evals.signals import eval_run_queued
+from hub.evals.tasks import enqueue_run, run_eval
 from hub.stacks.models import BuildState, StackAdapter, StackBuild, StackFile
 from tests.catalog.test_upload_browser import log_in
 from workers.engine.validation import validate_upload
@@ -144,6 +150,7 @@ def test_every_page_fits_a_phone_and_a_laptop(live_server, browser, catalog):
         "adapter": "/adapters/alice/sql-helper", "adapter-v1": "/adapters/alice/sql-helper/v/1",
         "file-readme": "/adapters/alice/sql-helper/v/2/files/README.md",
         "file-config": "/adapters/alice/sql-helper/v/2/files/adapter_config.json",
+        "adapter-diff": "/adapters/alice/sql-helper/diff/1..2",
         "dataset": "/datasets/alice/sql-pairs", "dataset-eval": "/datasets/alice/sql-pairs?split=eval.jsonl",
         "base-model": "/models/nomoat/tiny-llama", "user": "/users/alice", "stacks": "/stacks/",
         "builder": "/stacks/new", "stack": f"/stacks/{build.recipe_hash}", "stack-evals": f"/stacks/{build.recipe_hash}/evals",
@@ -300,6 +307,51 @@ def test_the_status_page_follows_the_queue_live(live_server, page, catalog, make
     page.locator("#state", has_text="Pending review").wait_for(timeout=15_000)
     assert "A moderator reviews it next" in page.locator("#status").inner_text()
     assert page.locator("#status-region").get_attribute("data-settled") == "true"
+
+
+def test_the_status_page_follows_evaluations_live(live_server, page, catalog, settings):
+    settings.EVAL_MAX_DOCS, settings.EVAL_MAX_ITEMS = 3, 40  # a small general suite: the run takes seconds
+    # The test plays the evals worker (the real task, in this process): no worker may take the runs first.
+    eval_run_queued.disconnect(dispatch_uid="evals.enqueue_run")
+    try:
+        runs = evals_schedule_version(version=catalog["sql"])
+    finally:
+        eval_run_queued.connect(enqueue_run, dispatch_uid="evals.enqueue_run")
+    run = next(r for r in runs if r.version_id == catalog["sql"].pk)
+    log_in(page, live_server, "alice")
+    page.goto(live_server.url + "/adapters/alice/sql-helper/v/2/status")
+    progress = page.locator("#eval-progress")
+    progress.get_by_text("1 run ahead of it").wait_for(timeout=15_000)  # the base model's run was queued first
+    eval_run_claim(run_id=run.pk, lease_seconds=600)
+    progress.locator(".eval-running").wait_for(timeout=15_000)
+    EvalRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now())  # that worker died; this one finishes
+    assert run_eval(run.pk) == "finished"
+    page.locator("#eval-card-link").wait_for(timeout=15_000)
+    assert re.search(r"bits per byte [\d.]+ · per item", progress.locator(".eval-finished").inner_text())
+    assert page.locator("#eval-region").get_attribute("data-settled") == "true"
+    page.locator("#eval-card-link").click()
+    assert page.url.endswith("/adapters/alice/sql-helper/v/2#eval-card")
+    assert "bits per byte" in page.locator("#eval-card").inner_text()
+
+
+def test_a_version_diff_wraps_long_lines_on_a_phone(live_server, page, catalog, make_version):
+    sql = catalog["sql"]
+    config = json.loads(file_text(sql.files.select_related("blob").get(path="adapter_config.json")))
+    config["r"] = 16
+    long_word = "SELECT" + "x" * 300  # no place to break: the cell must wrap it anyway
+    make_version(sql.repository.owner, "sql-helper", base_model=sql.base_model, files={
+        "README.md": (CARD + f"\nNow with {long_word}.\n").encode(), "adapter_config.json": json.dumps(config).encode()})
+    check_page(page, PageWatch(page, live_server.url), live_server.url + "/adapters/alice/sql-helper/diff/2..3",
+               "adapter-diff-lines")  # 390 and 1280 px: no sideways scrolling, no repr
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(live_server.url + "/adapters/alice/sql-helper")
+    page.get_by_role("link", name="compare with v2").click()
+    assert page.url.endswith("/adapters/alice/sql-helper/diff/2..3")
+    added = page.locator("#diff-card tr.diff-added", has_text=long_word)
+    assert added.is_visible() and added.bounding_box()["width"] <= 390
+    assert page.locator("#diff-files tr.file-removed", has_text="adapter_model.safetensors").count() == 1
+    assert page.locator(".diff-file", has_text="adapter_config.json").locator("tr.diff-added",
+                                                                            has_text='"r": 16').count() == 1
 
 
 def test_browse_has_facets_with_counts_and_different_sorts(live_server, page, catalog):

@@ -11,12 +11,19 @@ from django.utils import timezone
 # First path segments the hub's own routes own: a user with one of these names would have
 # repositories whose URLs (`<owner>/<name>/resolve/...`, `stacks/<hash>`) mean something else.
 RESERVED_USERNAMES = frozenset({"adapters", "datasets", "stacks", "models", "api", "admin"})
+# Namespaces mirrored from other hubs are named `<owner>__<origin host-port>` (hub.federation.mirroring): a local
+# username never contains the separator, so a mirrored namespace can never collide with a local one. Not "--":
+# huggingface_hub refuses a repo id with "--" or "..", and mirrored repositories must work with it.
+MIRROR_SEPARATOR = "__"
 
 
 def validate_username_not_reserved(value: str) -> None:
     if value.lower() in RESERVED_USERNAMES:
         raise ValidationError("“%(value)s” is reserved for the hub's own pages; choose another username.",
                               code="reserved", params={"value": value})
+    if MIRROR_SEPARATOR in value:
+        raise ValidationError("username: “%(value)s” contains “__”, which is reserved for namespaces mirrored from "
+                              "other hubs; use at most one '_' in a row.", code="reserved", params={"value": value})
 
 
 class Role(models.TextChoices):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from hub.accounts.models import ApiToken, User
+from hub.accounts.models import MIRROR_SEPARATOR, ApiToken, User
 from hub.accounts.services import token_digest
 
 
@@ -17,4 +17,5 @@ def api_tokens_of(user: User) -> QuerySet[ApiToken]:
 
 
 def users_active() -> QuerySet[User]:
-    return User.objects.filter(is_active=True).order_by("username")
+    """The hub's own active accounts (mirrored namespaces, `owner__host`, are not accounts: see MIRROR_SEPARATOR)."""
+    return User.objects.filter(is_active=True).exclude(username__contains=MIRROR_SEPARATOR).order_by("username")

@@ -50,5 +50,5 @@ for kind in ("adapter", "dataset"):
     ]
 
 # Each domain app owns its routes; they share the one `api` namespace.
-for app in ("stacks", "evals", "moderation", "provenance", "datareports", "training"):
+for app in ("stacks", "evals", "moderation", "provenance", "datareports", "training", "federation"):
     urlpatterns.append(path("", include(f"hub.{app}.urls_api")))

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
-from hub.catalog.models import BaseModel, Blob, Repository, Tag, Version
+from hub.catalog.models import BaseModel, Blob, Repository, Tag, Version, VersionOrigin
+from hub.core.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(BaseModel)
@@ -26,3 +27,12 @@ class VersionAdmin(admin.ModelAdmin):
 
 admin.site.register(Blob)
 admin.site.register(Tag)
+
+
+@admin.register(VersionOrigin)
+class VersionOriginAdmin(ReadOnlyAdmin):
+    """Mirrored versions (hub.federation writes them): where each came from and how far its files were fetched."""
+
+    list_display = ("version", "object_id", "peer_url", "fetch_state", "received_at")
+    list_filter = ("fetch_state",)
+    search_fields = ("object_id",)

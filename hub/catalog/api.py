@@ -93,8 +93,17 @@ class LineageOut(serializers.Serializer):
     parents = serializers.ListField(child=serializers.CharField(), help_text="the versions it was derived from")
 
 
+class OriginOut(serializers.Serializer):
+    hub = serializers.URLField(help_text="the origin hub's base URL")
+    url = serializers.URLField(help_text="the item's page on its origin")
+    owner = serializers.CharField(help_text="its namespace on the origin")
+    name = serializers.CharField()
+    version = serializers.IntegerField(allow_null=True, help_text="the version number on the origin")
+
+
 class VersionOut(serializers.ModelSerializer):
     files = serializers.SerializerMethodField()
+    origin = serializers.SerializerMethodField()
     tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     base_model = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
     created_by = serializers.SlugRelatedField(read_only=True, slug_field="username")
@@ -104,7 +113,11 @@ class VersionOut(serializers.ModelSerializer):
         model = Version
         fields = ["number", "state", "state_reason", "commit_sha", "license", "task", "tags", "card", "card_text",
                   "base_model", "lineage", "stats", "validation_report", "downloads", "created_by", "created_at",
-                  "published_at", "files"]
+                  "published_at", "files", "origin"]
+
+    @extend_schema_field(OriginOut(allow_null=True))
+    def get_origin(self, obj: Version) -> dict | None:
+        return selectors.origin_of(obj.repository, getattr(obj, "origin", None))
 
     @extend_schema_field(FileOut(many=True))
     def get_files(self, obj: Version) -> list[dict]:
@@ -128,11 +141,16 @@ class RepositoryOut(serializers.ModelSerializer):
     base_model = serializers.SlugRelatedField(read_only=True, slug_field="name", allow_null=True)
     full_name = serializers.CharField(read_only=True)
     url = serializers.SerializerMethodField()
+    origin = serializers.SerializerMethodField()
 
     class Meta:
         model = Repository
         fields = ["kind", "full_name", "owner", "name", "summary", "base_model", "downloads", "score",
-                  "created_at", "updated_at", "url"]
+                  "created_at", "updated_at", "url", "origin"]
+
+    @extend_schema_field(OriginOut(allow_null=True))
+    def get_origin(self, obj: Repository) -> dict | None:
+        return selectors.origin_of(obj, None, getattr(obj, "origin_version", None))
 
     def get_url(self, obj: Repository) -> str:
         return reverse(f"api:{obj.kind}-detail", kwargs={"owner": obj.owner.username, "name": obj.name})
@@ -268,6 +286,7 @@ class RepositoryFilterSet(SelectorFilterSet):
                                  help_text="version state (owners and moderators see non-published states)",
                                  error_messages={"invalid_choice": f"must be one of {', '.join(VersionState.values)}"})
     search = filters.CharFilter(help_text="full-text search over name, summary and card")
+    hub = filters.CharFilter(help_text="'local' for this hub's own items, or a hub's base URL for those mirrored from it")
     # Empty, like absent, means any.
     curated = filters.ChoiceFilter(choices=[("", "any"), ("true", "true"), ("false", "false")],
                                    help_text="true: only those with a version a moderator marked curated",

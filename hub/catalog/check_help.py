@@ -61,8 +61,8 @@ CHECK_HELP: dict[str, tuple[str, str]] = {
     "card.fields": ("Tags, datasets and task are well-formed", "Use lists of short names: tags: [sql, chat]."),
     "card.base_model": ("The card and config agree on the base", "Make base_model in README.md match the adapter's "
                                                                  "base model."),
-    "dataset.rows": ("Every row is well-formed", "Each line must be one JSON object with prompt/response, messages, "
-                                                 "text or question/choices/answer fields."),
+    "dataset.rows": ("Every row is well-formed", "Each line (a Parquet file: each row) must be one object with "
+                                                 "prompt/response, messages, text or question/choices/answer fields."),
     "dataset.splits": ("Splits name the data files", "Map split names to files in the card, e.g. "
                                                      "splits: {train: train.jsonl}."),
 }

@@ -26,6 +26,7 @@ from hub.catalog.models import RepoKind, Version, VersionFile
 from hub.catalog.services import version_record_download
 from hub.core.streaming import response_body
 from hub.core.throttling import client_address
+from workers.engine.datasets import DATA_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ def primary_file(version: Version) -> str:
     paths = [f.path for f in version.files.all()]
     if version.repository.kind == RepoKind.ADAPTER:
         return "adapter_model.safetensors"
-    data = sorted(p for p in paths if p.endswith((".jsonl", ".csv")))
+    data = sorted(p for p in paths if p.lower().endswith(DATA_SUFFIXES))
     return data[0] if data else ""
 
 

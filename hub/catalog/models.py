@@ -205,3 +205,45 @@ class UploadSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.received}/{self.size})"
+
+
+class RepositoryOrigin(models.Model):
+    """Where a mirrored repository comes from (hub.federation mirrors it; local repositories have none)."""
+
+    repository = models.OneToOneField(Repository, on_delete=models.CASCADE, related_name="origin")
+    hub = models.URLField(max_length=300)  # the origin hub's base URL, no trailing slash
+    url = models.URLField(max_length=500)  # the repository's page on the origin
+    owner = models.CharField(max_length=150)  # the namespace and name on the origin
+    name = models.CharField(max_length=96)
+
+    class Meta:
+        indexes = [models.Index(fields=["hub"])]
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.name} on {self.hub}"
+
+
+class FetchState(models.TextChoices):
+    METADATA = "metadata", "Metadata only"
+    FETCHING = "fetching", "Fetching files"
+    MIRRORED = "mirrored", "Mirrored"
+    REFUSED = "refused", "Refused"
+    TAKEN_DOWN = "taken_down", "Taken down at its origin"
+
+
+class VersionOrigin(models.Model):
+    """A mirrored version: the ActivityStreams object it was built from, and how far its files were fetched."""
+
+    version = models.OneToOneField(Version, on_delete=models.CASCADE, related_name="origin")
+    object_id = models.URLField(max_length=500, unique=True)  # the AS2 id: the version's URL on its origin
+    number = models.PositiveIntegerField()  # the version number on the origin
+    peer_url = models.URLField(max_length=300)  # the hub we received it from (the origin, or a hub announcing it)
+    received_at = models.DateTimeField(default=timezone.now)
+    fetch_state = models.CharField(max_length=12, choices=FetchState.choices, default=FetchState.METADATA)
+    refusal = models.TextField(blank=True)
+    activity = models.JSONField(default=dict, blank=True)  # the signed Create it came in, to Announce it again
+    # `published` of the newest origin activity acted on (Create, Delete): an older one, replayed, changes nothing.
+    origin_published_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.version} from {self.object_id}"

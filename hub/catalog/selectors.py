@@ -7,13 +7,24 @@ A version taken down by moderation (hidden by reports, or unpublished) answers 4
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.db import connection, models
 from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionFile, VersionState
+from hub.catalog.models import (
+    BaseModel,
+    FetchState,
+    RepoKind,
+    Repository,
+    Version,
+    VersionFile,
+    VersionOrigin,
+    VersionState,
+)
+from hub.core.errors import ServiceError
 from hub.core.params import ascii_int
 
 ORDERINGS = {"newest": "-created_at", "downloads": "-downloads", "score": "-score", "name": "name",
@@ -92,6 +103,7 @@ class RepositoryFilters:
     search: str = ""
     ordering: str = "newest"
     curated: bool | str = ""  # datasets with a version a moderator marked curated (hub.datareports' Curation)
+    hub: str = ""  # "local", or the base URL of the hub mirrored items come from (hub.federation)
 
 
 def repositories_visible(user, kind: str, filters: RepositoryFilters | None = None) -> QuerySet[Repository]:
@@ -108,7 +120,13 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
         versions = versions.filter(license=filters.license)
     if str(filters.curated).lower() in ("true", "1", "yes"):
         versions = versions.filter(curation__isnull=False)
-    qs = Repository.objects.filter(kind=kind).filter(Exists(versions)).select_related("owner", "base_model")
+    qs = (Repository.objects.filter(kind=kind).filter(Exists(versions)).select_related("owner", "base_model", "origin")
+          .annotate(origin_version=Subquery(VersionOrigin.objects.filter(version__repository=OuterRef("pk"))
+                                            .order_by("-number").values("number")[:1])))
+    if filters.hub == "local":
+        qs = qs.filter(origin__isnull=True)
+    elif filters.hub:
+        qs = qs.filter(origin__hub=filters.hub.strip().rstrip("/").lower())
     if filters.base_model:
         qs = qs.filter(base_model__name=filters.base_model)
     if filters.owner:
@@ -160,14 +178,50 @@ def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository
     if repo is None:
         raise Http404(f"{kind} {owner}/{name} not found")
     if not versions_visible_to(user).filter(repository=repo).exists():
-        raise Http404(withdrawn_reason(repo.versions.all()) or f"{kind} {owner}/{name} not found")
+        refuse_missing(repo.versions.all(), f"{kind} {owner}/{name} not found")
     return repo
 
 
-def withdrawn_reason(versions: QuerySet[Version]) -> str | None:
+class Gone(ServiceError):
+    """A mirrored item its origin hub took down: 410, with the origin's (public) reason."""
+
+    code = "gone"
+    status = 410
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    message: str
+    gone: bool  # taken down at its origin hub (410); otherwise withdrawn here, answered as missing (404)
+
+
+def withdrawal_of(versions: QuerySet[Version]) -> Withdrawal | None:
     """Why a version that was public is not any more; pending or rejected versions stay plain "not found"."""
-    withdrawn = versions.filter(state=VersionState.UNPUBLISHED).select_related("repository__owner").first()
-    return f"{withdrawn} is no longer available: {withdrawn.state_reason}" if withdrawn else None
+    withdrawn = (versions.filter(state=VersionState.UNPUBLISHED).select_related("repository__owner")
+                 .annotate(gone=Exists(VersionOrigin.objects.filter(version=OuterRef("pk"),
+                                                                    fetch_state=FetchState.TAKEN_DOWN)))
+                 .order_by("-gone", "-number").first())
+    if withdrawn is None:
+        return None
+    return Withdrawal(f"{withdrawn} is no longer available: {withdrawn.state_reason}", withdrawn.gone)
+
+
+def refuse_missing(versions: QuerySet[Version], missing: str) -> NoReturn:
+    """404 naming why a withdrawn version is not served (410 when its origin took it down), else `missing`."""
+    withdrawal = withdrawal_of(versions)
+    if withdrawal is not None and withdrawal.gone:
+        raise Gone(withdrawal.message)
+    raise Http404(withdrawal.message if withdrawal else missing)
+
+
+def origin_of(repository: Repository, version: VersionOrigin | None = None, number: int | None = None) -> dict | None:
+    """Where a mirrored item comes from, {hub, url, owner, name, version} (hub.federation mirrors it; the version is
+    `version`'s, else `number`); None for the hub's own items."""
+    origin = getattr(repository, "origin", None)
+    if origin is None:
+        return None
+    return {"hub": origin.hub, "url": version.object_id if version else origin.url, "owner": origin.owner,
+            "name": origin.name, "version": version.number if version else number}
 
 
 def versions_of(user, repository: Repository) -> QuerySet[Version]:
@@ -184,8 +238,7 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
 def version_get_visible(user, repository: Repository, number: int) -> Version:
     version = versions_of(user, repository).filter(number=number).first()
     if version is None:
-        raise Http404(withdrawn_reason(repository.versions.filter(number=number))
-                      or f"version {number} of {repository.full_name} not found")
+        refuse_missing(repository.versions.filter(number=number), f"version {number} of {repository.full_name} not found")
     return version
 
 
@@ -213,8 +266,8 @@ class Facet:
 
 
 def facets_of(user, repositories: QuerySet[Repository]) -> dict[str, list[Facet]]:
-    """For the browse sidebar: how many of these repositories have each base model, task, license and tag
-    (counted on their visible versions; a handful of GROUP BY queries)."""
+    """For the browse sidebar: how many of these repositories come from each hub (once any is mirrored) and have
+    each base model, task, license and tag (counted on their visible versions; a handful of GROUP BY queries)."""
     versions = versions_visible_to(user).filter(repository__in=repositories.order_by().values("pk"))
 
     def count(queryset: QuerySet, column: str, limit: int = 30) -> list[Facet]:
@@ -223,7 +276,10 @@ def facets_of(user, repositories: QuerySet[Repository]) -> dict[str, list[Facet]
                 .order_by("-n", column)[:limit])
         return [Facet(row[column], row["n"]) for row in rows]
 
+    hubs = count(repositories.order_by(), "origin__hub")
+    local = repositories.filter(origin__isnull=True).count() if hubs else 0
     return {
+        "hub": ([Facet("local", local)] if local else []) + hubs,
         "base_model": count(repositories.order_by(), "base_model__name"),
         "task": count(versions, "task"),
         "license": count(versions, "license"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +27,7 @@ from hub.catalog.models import (
     VersionState,
 )
 from hub.catalog.signals import version_passed_validation, version_published, version_uploaded
+from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, lease_expired, renew_lease
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -44,8 +45,33 @@ class InvalidTransition(ValueError):
     pass
 
 
+class BlobRefused(ServiceError):
+    code = "blocked_digest"
+    status = 422
+
+
+# Checks that apps above the catalog register (hub.moderation refuses the digests of taken-down files): each takes a
+# sha256 and returns why that content may not be stored, or None. Every blob put runs them, whatever the upload path.
+BLOB_REFUSALS: list[Callable[[str], str | None]] = []
+
+
+def blob_refusal(sha256: str) -> str | None:
+    """Why content with this sha256 may not enter the hub, or None."""
+    return next((reason for check in BLOB_REFUSALS if (reason := check(sha256))), None)
+
+
+def _refuse_blocked(sha256: str) -> None:
+    reason = blob_refusal(sha256)
+    if reason:
+        raise BlobRefused(f"a file with sha256 {sha256} is refused: {reason}")
+
+
 def blob_put_stream(*, stream: BinaryIO, expected_sha256: str | None = None) -> Blob:
+    """Store content (checked against `expected_sha256` when given); refused digests never get a Blob row."""
+    if expected_sha256:
+        _refuse_blocked(expected_sha256)
     stored = get_blob_store().put_stream(stream, expected_sha256=expected_sha256)
+    _refuse_blocked(stored.sha256)
     blob, _ = Blob.objects.get_or_create(sha256=stored.sha256, defaults={"size": stored.size})
     return blob
 

@@ -57,7 +57,8 @@ def check_upload_path(path: str) -> str:
     return "/".join(parts)
 
 
-def _check_sizes(files: Iterable[tuple[str, int]]) -> None:
+def check_upload_sizes(files: Iterable[tuple[str, int]]) -> None:
+    """The hub's limits on an upload's files, {path, size} (a mirrored version's too: hub.federation)."""
     files = list(files)
     if not files:
         raise UploadError("no_files", "no files were uploaded")
@@ -95,7 +96,7 @@ def upload_version(
     paths = [check_upload_path(p) for p in [*(f.path for f in files), *sessions, *stored]]
     if len(set(paths)) != len(paths):
         raise UploadError("duplicate_file", "a file name appears twice in the upload")
-    _check_sizes([(f.path, f.size) for f in files] + [(p, s.size) for p, s in sessions.items()]
+    check_upload_sizes([(f.path, f.size) for f in files] + [(p, s.size) for p, s in sessions.items()]
                  + [(p, b.size) for p, b in stored.items()])
     for path, session in sessions.items():
         if session.owner_id != owner.pk or session.state != UploadSession.State.COMPLETE:
@@ -212,7 +213,7 @@ def upload_session_create(*, owner: User, filename: str, size: int) -> UploadSes
     check_upload_path(filename)
     if size < 0:
         raise UploadError("bad_size", f"{filename}: size must be >= 0")
-    _check_sizes([(filename, size)])
+    check_upload_sizes([(filename, size)])
     upload_sessions_expire(owner=owner)  # idle sessions neither count nor keep their files
     with transaction.atomic():
         User.objects.select_for_update().only("pk").get(pk=owner.pk)  # one creation per user at a time: a fair count

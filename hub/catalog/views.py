@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from hub.accounts.models import User
-from hub.catalog import check_help, previews, selectors
+from hub.catalog import check_help, diffs, previews, selectors
 from hub.catalog.downloads import serve_version_file
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import RepoKind, Repository, Version, VersionState
@@ -20,7 +20,7 @@ from hub.catalog.validation import ADAPTER_GGUF
 from hub.core.formatting import readable_bytes
 
 PER_PAGE = 24
-FACETS = (("base_model", "Base model"), ("task", "Task"), ("license", "License"), ("tag", "Tags"))
+FACETS = (("hub", "Hub"), ("base_model", "Base model"), ("task", "Task"), ("license", "License"), ("tag", "Tags"))
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -148,6 +148,14 @@ def version_file(request: HttpRequest, kind: str, owner: str, name: str, number:
         return serve_version_file(request, version, file)
     return render(request, "catalog/file.html", {"repo": repo, "version": version, "file": file,
                                                  "view": previews.text_view(file)})
+
+
+def version_diff(request: HttpRequest, kind: str, owner: str, name: str, a: int, b: int) -> HttpResponse:
+    """Version `a` → version `b`: card, text files line by line, every file by sha256 and size (either one hidden
+    from the visitor answers 404, as a missing one does)."""
+    repo = selectors.repository_get_visible(request.user, kind, owner, name)
+    older, newer = (selectors.version_get_visible(request.user, repo, number) for number in (a, b))
+    return render(request, "catalog/diff.html", {"repo": repo, "diff": diffs.versions_compare(older, newer)})
 
 
 def base_model_detail(request: HttpRequest, owner: str, name: str) -> HttpResponse:

@@ -22,10 +22,12 @@ from hub.core.leases import claim_with_lease, count_attempt, lease_expired, rene
 from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
 from hub.evals.selectors.scores import latest_published_versions, retention_by_version
 from hub.evals.signals import eval_run_queued
-from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
+from hub.evals.subjects import Subject, adapter_subject, base_subjects, content_digest, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
+from hub.provenance.signing import stack_attest, version_attest
 from hub.stacks.models import StackBuild
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
+from workers.engine.signing import EVALUATION
 
 
 class RerunRefused(ServiceError):
@@ -134,12 +136,44 @@ def eval_run_record_result(*, run: EvalRun, result: dict[str, Any]) -> bool:
             suite_params=result["suite"], model=result["model"], library_versions=result["versions"],
             records=result["records"], seconds=result["timing"]["seconds"],
         )
+        if recorded:  # in the same transaction: a result is never recorded without its attestation, nor the reverse
+            _attest(run, result)
         if recorded and run.suite == GENERAL_PERPLEXITY_ID and run.runtime == Runtime.TRANSFORMERS:
             if run.subject_kind == SubjectKind.BASE:
                 repository_scores_refresh(base_model=run.base_model)
             elif run.subject_kind == SubjectKind.ADAPTER:
                 repository_scores_refresh(base_model=run.base_model, repository_ids=[run.version.repository_id])
     return bool(recorded)
+
+
+def _attest(run: EvalRun, result: dict[str, Any]) -> None:
+    """The signed statement of an adapter version's or a stack's result, beside its model.sig (one per suite, and per
+    artifact of a stack). Base models carry no signature to attest beside."""
+    attestation = {"predicate_type": EVALUATION, "predicate": evaluation_predicate(run, result)}
+    if run.subject_kind == SubjectKind.ADAPTER and run.version_id:
+        version_attest(version=run.version, name=f"eval-{run.suite}", **attestation)
+    elif run.subject_kind == SubjectKind.STACK and run.build_id:
+        on = run.artifact_path or run.runtime
+        stack_attest(build=run.build, name=f"eval-{run.suite}-on-{on}", **attestation)
+
+
+def evaluation_predicate(run: EvalRun, result: dict[str, Any]) -> dict[str, Any]:
+    """What an evaluation attestation says: the suite (with its dataset's files and content hash), what was evaluated
+    (every input's sha256), the engine and library versions and the metrics. Nothing of when or where it ran, so the
+    same result attests the same statement."""
+    spec = run.suite_spec
+    if "files" in spec:
+        files = [(path, sha256) for path, sha256 in spec["files"]]
+        data: dict[str, Any] = {"ref": spec.get("dataset"), "split": spec.get("split"), "max_items": spec.get("max_items"),
+                                "files": [{"name": p, "digest": {"sha256": s}} for p, s in files],
+                                "content_sha256": content_digest(files)}
+    else:  # a suite of the engine's own corpus: its version digests the documents
+        data = {"builtin": True, "documents": spec.get("documents", [])}
+    return {"suite": {"id": run.suite, "version": run.suite_version, "kind": run.suite_kind,
+                      "params": result["suite"].get("params", {}), "dataset": data},
+            "evaluated": {"subject_hash": run.subject_hash, "runtime": run.runtime, "inputs": run.hashes},
+            "engine_version": result["versions"].get("engine"), "library_versions": result["versions"],
+            "seed": result["seed"], "settings": result["settings"], "metrics": result["metrics"]}
 
 
 def eval_run_record_failure(*, run: EvalRun, reason: str) -> bool:

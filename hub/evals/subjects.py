@@ -17,6 +17,7 @@ from hub.catalog.models import BaseModel, Version
 from hub.evals.models import EvalRun, Runtime, SubjectKind
 from hub.stacks.models import StackBuild
 from workers.engine.outputs import RUNTIME_MANIFEST
+from workers.engine.signing import is_later_attestation
 
 # (path, sha256) pairs: the files of one folder the worker materializes.
 Files = tuple[tuple[str, str], ...]
@@ -57,7 +58,9 @@ class Subject:
 
 
 def _files(rows: Iterable[Any]) -> list[tuple[str, str, int]]:
-    return [(row.path, row.blob.sha256, row.blob.size) for row in rows]
+    """(path, sha256, size) of the files; the attestations added after signing (evaluations) are not the subject's:
+    its hash stays what it was when its runs were scheduled."""
+    return [(row.path, row.blob.sha256, row.blob.size) for row in rows if not is_later_attestation(row.path)]
 
 
 def _weights_size(files: Iterable[tuple[str, str, int]]) -> int:

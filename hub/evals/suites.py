@@ -25,7 +25,7 @@ from django.conf import settings
 from hub.catalog.blobstore import open_blob
 from hub.catalog.models import Version
 from hub.catalog.selectors import published_dataset_version
-from workers.engine.datasets import EVAL_SPLITS, records_of, task_row
+from workers.engine.datasets import DATA_SUFFIXES, EVAL_SPLITS, records_of, task_row
 from workers.engine.evals import (
     GENERAL_DOC_KEYS,
     GENERAL_PERPLEXITY_ID,
@@ -36,7 +36,6 @@ from workers.engine.evals import (
     task_suite,
 )
 
-DATA_SUFFIXES = (".jsonl", ".csv")
 UNRESOLVED = "unresolved"  # the version of a declared task suite that could not be built
 
 

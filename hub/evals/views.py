@@ -9,12 +9,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from hub.catalog.models import RepoKind
+from hub.catalog.selectors import repository_get_visible, version_get_visible
 from hub.core.formatting import metric_label
 from hub.evals import charts
 from hub.evals.api import leaderboard_from
 from hub.evals.selectors.cards import stack_eval_cards
 from hub.evals.selectors.leaderboards import KINDS, SORTS, Leaderboard, leaderboards_index
-from hub.evals.selectors.runs import run_get_visible
+from hub.evals.selectors.runs import run_get_visible, version_eval_progress
 from hub.evals.services import RerunRefused, eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 
@@ -66,6 +68,14 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     except RerunRefused as exc:
         messages.error(request, str(exc))
     return redirect("eval-run-page", run_id=run.pk)
+
+
+def version_evals_progress(request: HttpRequest, owner: str, name: str, number: int) -> HttpResponse:
+    """The live part of an adapter version's status page: each eval run's stage, re-fetched until all are done."""
+    repo = repository_get_visible(request.user, RepoKind.ADAPTER, owner, name)
+    version = version_get_visible(request.user, repo, number)
+    return render(request, "evals/_progress.html", {"repo": repo, "version": version,
+                                                    "progress": version_eval_progress(version)})
 
 
 def stack_evals_page(request: HttpRequest, recipe_hash: str) -> HttpResponse:

@@ -22,19 +22,21 @@ BAD_CREDENTIALS = "Invalid credentials in Authorization header"
 
 
 class HubError(Exception):
-    """A refusal with one of the Hub's error codes: always a 404, the Hub's answer for what a caller cannot get."""
+    """A refusal with one of the Hub's error codes: a 404, the Hub's answer for what a caller cannot get (410 for a
+    mirrored item its origin hub took down)."""
 
-    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None):
+    def __init__(self, code: str, message: str, *, headers: dict[str, str] | None = None, status: int = 404):
         super().__init__(message)
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.status = status
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's hook for the Hub-compatible views: the hub's own handler, reshaped into the Hub's error format."""
     if isinstance(exc, HubError):
-        response = Response({"error": exc.message}, status=404, headers=exc.headers)
+        response = Response({"error": exc.message}, status=exc.status, headers=exc.headers)
         response["X-Error-Code"] = exc.code
         return _with_message(response, exc.message)
     response = api_exception_handler(exc, context)

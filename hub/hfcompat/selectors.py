@@ -21,7 +21,13 @@ from django.http import HttpRequest, HttpResponse
 from hub.accounts.models import User
 from hub.catalog.downloads import serve_version_file
 from hub.catalog.models import RepoKind, Repository, Version
-from hub.catalog.selectors import RepositoryFilters, repositories_visible, versions_visible_to, withdrawn_reason
+from hub.catalog.selectors import (
+    RepositoryFilters,
+    origin_of,
+    repositories_visible,
+    versions_visible_to,
+    withdrawal_of,
+)
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 
 MAIN = "main"
@@ -195,9 +201,9 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
         return None
     visible = list(versions_visible_to(user).filter(repository=repo).order_by("-number"))
     if not visible:
-        reason = withdrawn_reason(repo.versions.all())
-        if reason:
-            raise HubError(REPO_NOT_FOUND, reason)
+        withdrawal = withdrawal_of(repo.versions.all())
+        if withdrawal:
+            raise HubError(REPO_NOT_FOUND, withdrawal.message, status=410 if withdrawal.gone else 404)
         return None
     version = _named(visible, revision)
     if version is None:
@@ -234,6 +240,12 @@ def _named(versions: list[Version], revision: str) -> Version | None:
     return next((v for v in versions if revision.lower() in {v.commit_sha, f"v{v.number}", str(v.number)}), None)
 
 
+def _card_data(repo: Repository, version: Version) -> dict | None:
+    """The card's front matter, plus `origin` for a version mirrored from another hub."""
+    origin = origin_of(repo, getattr(version, "origin", None))
+    return {**version.card, "origin": origin} if origin else (version.card or None)
+
+
 def _catalog_revision(repo: Repository, version: Version, visible: list[Version]) -> Revision:
     """A version as a revision; `visible` are the repository's versions the caller may see, newest first."""
     prefetch_related_objects([version], "tags", "files__blob")
@@ -260,7 +272,7 @@ def _catalog_revision(repo: Repository, version: Version, visible: list[Version]
         tags=tuple(t.name for t in version.tags.all()),
         pipeline_tag=version.task or None,
         library_name="peft" if repo_type == "model" else None,
-        card_data=version.card or None,
+        card_data=_card_data(repo, version),
         ref=f"v{version.number}",
         title=f"v{version.number} ({version.get_state_display().lower()})",
         older=older,

@@ -50,6 +50,7 @@ from hub.catalog.validation import HUB_MADE_FILES
 from hub.core.errors import ServiceError
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 from hub.hfcompat.selectors import KIND_OF, MAIN
+from workers.engine.signing import is_later_attestation
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 LFS_URL_SALT = "hfcompat.lfs-upload"
@@ -137,7 +138,8 @@ def uploaded_files(version: Version | None) -> dict[str, Blob]:
     """A version's files as its uploader sent them (without those the hub made)."""
     if version is None:
         return {}
-    return {f.path: f.blob for f in version.files.select_related("blob") if f.path not in HUB_MADE_FILES}
+    return {f.path: f.blob for f in version.files.select_related("blob")
+            if f.path not in HUB_MADE_FILES and not is_later_attestation(f.path)}
 
 
 # --- the Git LFS batch API and the upload URLs it hands out ---------------------------------------------------------

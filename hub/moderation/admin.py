@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from hub.core.readonly_admin import ReadOnlyAdmin
-from hub.moderation.models import Notification, Report, ReviewItem, Takedown
+from hub.moderation.models import BlockedDigest, Notification, Report, ReviewItem, Takedown
 
 
 @admin.register(ReviewItem)
@@ -27,3 +27,9 @@ class TakedownAdmin(ReadOnlyAdmin):
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("user", "subject", "created_at", "read_at")
+
+
+@admin.register(BlockedDigest)
+class BlockedDigestAdmin(ReadOnlyAdmin):
+    list_display = ("sha256", "reason", "origin", "created_at")
+    search_fields = ("sha256", "origin")

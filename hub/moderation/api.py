@@ -20,6 +20,7 @@ from hub.api.schema import api_error
 from hub.audit import selectors as audit_selectors
 from hub.audit.models import AuditEntry
 from hub.catalog.api import FileOut
+from hub.catalog.diffs import TextDiff, VersionDiff
 from hub.core.params import ascii_int
 from hub.moderation import selectors
 from hub.moderation.models import (
@@ -101,17 +102,43 @@ class PreviousVersionOut(serializers.Serializer):
     state = serializers.CharField()
 
 
+class TextDiffOut(serializers.Serializer):
+    path = serializers.CharField()
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    lines = serializers.SerializerMethodField(help_text='unified-diff style: "+added", "-removed", " same", "@@ fold"')
+
+    def get_lines(self, obj: TextDiff) -> list[str]:
+        signs = {"added": "+", "removed": "-", "same": " ", "hunk": "@@ "}
+        return [signs[line.kind] + line.text for line in obj.lines]
+
+
 class DiffOut(serializers.Serializer):
     previous = serializers.SerializerMethodField()
-    card = serializers.ListField(child=serializers.CharField())
-    config = serializers.ListField(child=serializers.CharField())
-    files_added = serializers.ListField(child=serializers.CharField())
-    files_removed = serializers.ListField(child=serializers.CharField())
-    files_changed = serializers.ListField(child=serializers.CharField())
+    files_added = serializers.SerializerMethodField()
+    files_removed = serializers.SerializerMethodField()
+    files_changed = serializers.SerializerMethodField()
+    texts = serializers.SerializerMethodField(help_text="the card first, then each changed text file")
 
-    @extend_schema_field(PreviousVersionOut(allow_null=True))
-    def get_previous(self, obj: selectors.VersionDiff) -> dict | None:
-        return {"number": obj.previous.number, "state": obj.previous.state} if obj.previous else None
+    @extend_schema_field(PreviousVersionOut())
+    def get_previous(self, obj: VersionDiff) -> dict:
+        return {"number": obj.older.number, "state": obj.older.state}
+
+    def _paths(self, obj: VersionDiff, status: str) -> list[str]:
+        return [change.path for change in obj.files if change.status == status]
+
+    def get_files_added(self, obj: VersionDiff) -> list[str]:
+        return self._paths(obj, "added")
+
+    def get_files_removed(self, obj: VersionDiff) -> list[str]:
+        return self._paths(obj, "removed")
+
+    def get_files_changed(self, obj: VersionDiff) -> list[str]:
+        return self._paths(obj, "changed")
+
+    @extend_schema_field(TextDiffOut(many=True))
+    def get_texts(self, obj: VersionDiff) -> list[dict]:
+        return TextDiffOut([obj.card, *obj.texts], many=True).data
 
 
 class DecisionOut(serializers.Serializer):
@@ -142,7 +169,7 @@ class ReviewBundleOut(serializers.Serializer):
     stats = serializers.JSONField(source="version.stats")
     files = serializers.SerializerMethodField()
     eval_results = serializers.ListField(child=serializers.DictField())
-    diff = DiffOut()
+    diff = DiffOut(allow_null=True, help_text="null for a repository's first version")
     history = HistoryOut()
 
     @extend_schema_field(FileOut(many=True))

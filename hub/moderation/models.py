@@ -177,3 +177,15 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"to {self.user_id}: {self.subject}"
+
+
+class BlockedDigest(models.Model):
+    """A sha256 that no upload path accepts: the files of items taken down here or at their origin."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    reason = models.TextField()
+    origin = models.URLField(max_length=500, blank=True)  # the object whose takedown blocked it
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"blocked {self.sha256[:12]}"

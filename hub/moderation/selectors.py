@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import itertools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, OuterRef, Q, QuerySet
@@ -14,10 +12,11 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from hub.accounts.models import User
-from hub.catalog.blobstore import get_blob_store
+from hub.catalog.diffs import VersionDiff, versions_compare
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import Version, VersionFile, VersionState
 from hub.moderation.models import (
+    BlockedDigest,
     Notification,
     Report,
     ReportStatus,
@@ -38,8 +37,6 @@ QUEUE_FLAGS: dict[str, tuple[str, Q]] = {
                           Q(Exists(Report.objects.filter(target_owner=OuterRef("version__created_by"),
                                                          status=ReportStatus.UPHELD)))),
 }
-CONFIG_FILES = ("adapter_config.json",)
-MAX_DIFF_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -100,52 +97,11 @@ def review_eval_results(version: Version) -> list[dict]:
     return version_eval_rows(version)
 
 
-@dataclass(frozen=True)
-class VersionDiff:
-    previous: Version | None
-    card: list[str] = field(default_factory=list)
-    config: list[str] = field(default_factory=list)
-    files_added: list[str] = field(default_factory=list)
-    files_removed: list[str] = field(default_factory=list)
-    files_changed: list[str] = field(default_factory=list)
-
-
-def _file_text(file: VersionFile | None) -> str:
-    if file is None:
-        return ""
-    if file.blob.size > MAX_DIFF_BYTES:
-        return f"({file.path}: {file.blob.size} bytes, too large to compare)"
-    text = b"".join(get_blob_store().read_range(file.blob.sha256, 0, None)).decode(errors="replace")
-    try:  # compare configs by content, not by formatting
-        return json.dumps(json.loads(text), indent=2, sort_keys=True)
-    except ValueError:
-        return text
-
-
-def _unified(before: str, after: str, name: str, previous: Version, version: Version) -> list[str]:
-    return list(difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="",
-                                     fromfile=f"v{previous.number}/{name}", tofile=f"v{version.number}/{name}"))
-
-
-def version_diff(version: Version) -> VersionDiff:
-    """What changed since the repository's previous version: card, config files, and the file list."""
+def version_diff(version: Version) -> VersionDiff | None:
+    """What changed since the repository's previous version, whatever its state; None for a first version."""
     previous = (Version.objects.filter(repository=version.repository_id, number__lt=version.number)
                 .order_by("-number").first())
-    if previous is None:
-        return VersionDiff(previous=None)
-    old = {f.path: f for f in previous.files.select_related("blob")}
-    new = {f.path: f for f in version.files.select_related("blob")}
-    config = list(itertools.chain.from_iterable(
-        _unified(_file_text(old.get(name)), _file_text(new.get(name)), name, previous, version)
-        for name in CONFIG_FILES if name in old or name in new))
-    return VersionDiff(
-        previous=previous,
-        card=_unified(previous.card_text, version.card_text, "README.md", previous, version),
-        config=config,
-        files_added=sorted(new.keys() - old.keys()),
-        files_removed=sorted(old.keys() - new.keys()),
-        files_changed=sorted(p for p in new.keys() & old.keys() if new[p].blob_id != old[p].blob_id),
-    )
+    return versions_compare(previous, version) if previous is not None else None
 
 
 @dataclass(frozen=True)
@@ -179,7 +135,7 @@ class ReviewBundle:
     card_html: SafeString
     files: list[VersionFile]
     eval_results: list[dict]
-    diff: VersionDiff
+    diff: VersionDiff | None
     history: UploaderHistory
     claim_active: bool
 
@@ -278,3 +234,9 @@ def notifications_of(user: User) -> QuerySet[Notification]:
 
 def notifications_unread_count(user: User) -> int:
     return Notification.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def blocked_digest_reason(sha256: str) -> str | None:
+    """Why this content may not enter the hub again (its item was taken down here or at its origin), or None."""
+    blocked = BlockedDigest.objects.filter(sha256=sha256).first()
+    return f"it is on this hub's denylist of taken-down files ({blocked.reason})" if blocked else None

@@ -4,10 +4,11 @@ A name is a Hugging Face-compatible repository (`stacks/<hash>`, `<owner>/<name>
 resolvers, so who may see what is decided in one place; a tag is `latest` (the repository's `main`) or a revision
 (`v3`). Layers are the revision's GGUF files, typed with Ollama's media types (a model; LoRA adapters), each titled
 with its path as ORAS names pulled files; an adapter version's model layer is its base model's GGUF when the hub has
-one; a params layer carries the base model's stop token. No template layer: the hub holds Jinja chat templates (the
-GGUF metadata carries them), and Ollama's template layer is a Go template. The config is Ollama's (`model_format:
-gguf`, the layers' digests); it and the params are stored in the blob store like any file, so every digest a
-manifest names is served by the same blob route.
+one. A template layer carries the base model's chat format as Ollama's own Go template when the format is a known one
+(`hub.oci.chat_formats`; otherwise the manifest's annotations say why there is none), a system layer the card's
+`system:` prompt, and a params layer the stop tokens: the template's, and the base tokenizer's end of turn. The config
+is Ollama's (`model_format: gguf`, the layers' digests); it and the generated layers are stored in the blob store like
+any file, so every digest a manifest names is served by the same blob route.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hub.catalog.blobstore import get_blob_store
 from hub.catalog.models import BaseModel, Blob, RepoKind, Repository
 from hub.catalog.services import blob_put_stream
 from hub.hfcompat.selectors import MAIN, HubFile, Revision, revision_resolve
+from hub.oci.chat_formats import CHAT_FORMATS, ChatFormat, chat_format_of, default_chat_template
 from hub.stacks.hf import STACKS_NAMESPACE
 from hub.stacks.models import StackBuild
 
@@ -33,6 +35,9 @@ OLLAMA_CONFIG = "application/vnd.docker.container.image.v1+json"
 OLLAMA_MODEL = "application/vnd.ollama.image.model"
 OLLAMA_ADAPTER = "application/vnd.ollama.image.adapter"
 OLLAMA_PARAMS = "application/vnd.ollama.image.params"
+OLLAMA_TEMPLATE = "application/vnd.ollama.image.template"
+OLLAMA_SYSTEM = "application/vnd.ollama.image.system"
+TEMPLATE_NOTE = "io.nomoat.ollama.template"  # the annotation saying why a manifest has no template layer
 TITLE = "org.opencontainers.image.title"
 LATEST = "latest"
 
@@ -85,17 +90,54 @@ def _base_gguf(base: BaseModel | None) -> HubFile | None:
     return HubFile(path=file.path, sha256=file.blob.sha256, size=file.blob.size) if file else None
 
 
-def _params(base: BaseModel | None) -> bytes | None:
-    """Ollama's params layer: the stop token of the base model's tokenizer (its end of turn), or None without one."""
-    file = base.files.filter(path="tokenizer_config.json").select_related("blob").first() if base else None
-    if file is None:
-        return None
+def _base_text(base: BaseModel | None, path: str) -> str | None:
+    file = base.files.filter(path=path).select_related("blob").first() if base else None
+    return get_blob_store().local_path(file.blob.sha256).read_text(errors="replace") if file else None
+
+
+def _tokenizer_config(base: BaseModel | None) -> dict:
     try:
-        eos = json.loads(get_blob_store().local_path(file.blob.sha256).read_bytes()).get("eos_token")
-    except (ValueError, AttributeError):
-        return None  # not a JSON object: nothing to say
+        config = json.loads(_base_text(base, "tokenizer_config.json") or "{}")
+    except ValueError:
+        return {}  # not JSON: nothing to say
+    return config if isinstance(config, dict) else {}
+
+
+def _chat_template(base: BaseModel | None, tokenizer: dict) -> str:
+    """The base's Jinja chat template: tokenizer_config.json's, or the chat_template.jinja that transformers writes."""
+    return default_chat_template(tokenizer.get("chat_template")) or _base_text(base, "chat_template.jinja") or ""
+
+
+def _params(tokenizer: dict, chat_format: ChatFormat | None) -> bytes | None:
+    """Ollama's params layer: the stop tokens of the chat format, and the base tokenizer's end of turn (its eos)."""
+    eos = tokenizer.get("eos_token")
     eos = eos.get("content") if isinstance(eos, dict) else eos
-    return json.dumps({"stop": [eos]}, sort_keys=True, separators=(",", ":")).encode() if isinstance(eos, str) else None
+    stop = list(chat_format.stop) if chat_format else []
+    stop += [eos] if isinstance(eos, str) and eos and eos not in stop else []
+    return json.dumps({"stop": stop}, sort_keys=True, separators=(",", ":")).encode() if stop else None
+
+
+def _prompt_layers(revision: Revision) -> tuple[list[dict], dict[str, str]]:
+    """The template, system and params layers of a revision (descriptors of stored blobs), and the annotations that
+    explain a missing template."""
+    base = _base_model(revision)
+    tokenizer = _tokenizer_config(base)
+    chat_template = _chat_template(base, tokenizer)
+    chat_format = chat_format_of(chat_template)
+    layers, notes = [], {}
+    if chat_format is not None:
+        layers.append(_generated(OLLAMA_TEMPLATE, chat_format.template.encode(), "template"))
+    else:
+        notes[TEMPLATE_NOTE] = ("no template layer: the base model's chat template is not one of the known formats ("
+                                + ", ".join(f.name for f in CHAT_FORMATS) + ")" if chat_template else
+                                "no template layer: the base model has no chat template")
+    system = (revision.card_data or {}).get("system")
+    if isinstance(system, str) and system.strip():
+        layers.append(_generated(OLLAMA_SYSTEM, system.encode(), "system"))
+    params = _params(tokenizer, chat_format)
+    if params is not None:
+        layers.append(_generated(OLLAMA_PARAMS, params, "params.json"))
+    return layers, notes
 
 
 def _is_lora(path: str) -> bool:
@@ -120,31 +162,33 @@ def _descriptor(media_type: str, sha256: str, size: int, title: str | None = Non
 
 
 def _stored(data: bytes) -> Blob:
-    """A generated blob (the config), content-addressed in the blob store like every file: storing it again is a
-    no-op, so a manifest always names bytes the blob route can serve."""
+    """A generated blob (the config, a template, params), content-addressed in the blob store like every file:
+    storing it again is a no-op, so a manifest always names bytes the blob route can serve."""
     return blob_put_stream(stream=io.BytesIO(data))
+
+
+def _generated(media_type: str, data: bytes, title: str) -> dict:
+    blob = _stored(data)
+    return _descriptor(media_type, blob.sha256, blob.size, title)
 
 
 def manifest_for(revision: Revision, media_type: str) -> Manifest:
     layers = layers_of(revision)
     if not layers:
         raise OciError("MANIFEST_UNKNOWN", f"{revision.repo_id} at {revision.sha} has no GGUF file to pull")
+    prompt_layers, notes = _prompt_layers(revision)
+    described = [_descriptor(kind, f.sha256, f.size, f.path) for kind, f in layers] + prompt_layers
     config = json.dumps({
         "model_format": "gguf", "model_family": "llama", "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{f.sha256}" for _, f in layers]},
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in described]},
     }, sort_keys=True, separators=(",", ":")).encode()
     config_blob = _stored(config)
-    described = [_descriptor(kind, f.sha256, f.size, f.path) for kind, f in layers]
-    params = _params(_base_model(revision))
-    if params is not None:
-        params_blob = _stored(params)
-        described.append(_descriptor(OLLAMA_PARAMS, params_blob.sha256, params_blob.size, "params.json"))
     manifest = {
         "schemaVersion": 2, "mediaType": media_type,
         "config": _descriptor(OLLAMA_CONFIG, config_blob.sha256, config_blob.size),
         "layers": described,
         "annotations": {"org.opencontainers.image.revision": revision.sha,
-                        "org.opencontainers.image.ref.name": revision.repo_id},
+                        "org.opencontainers.image.ref.name": revision.repo_id, **notes},
     }
     return Manifest(body=json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode(), media_type=media_type)
 

@@ -1,6 +1,8 @@
 """Signing what the hub serves: each validated version and each built stack gets `model.sig` and
 `provenance.intoto.jsonl` (see workers/engine/signing.py) as two more of its files, so every download path (the
-API, the pages, the Hugging Face routes) lists and serves them like the rest.
+API, the pages, the Hugging Face routes) lists and serves them like the rest. What is attested about a version later
+(its evaluations) is a bundle of its own beside them, `attestations/<name>.intoto.jsonl` (`version_attest`): the
+hub owns that folder, so whatever a version was given there is dropped when it is signed.
 
 The files are laid out in a scratch folder from the blob store (hard links when it is local), attested, and signed
 with model_signing over exactly that folder, so the signature is checked against the stored bytes themselves.
@@ -26,6 +28,7 @@ from hub.provenance.swarm import swarm_for
 from hub.stacks.models import BuildState, StackBuild, StackFile
 from workers.engine import ENGINE_VERSION
 from workers.engine.signing import (
+    ATTESTATIONS_DIR,
     ATTESTATIONS_FILE,
     QUANTIZATION,
     SIGNATURE_FILE,
@@ -33,6 +36,9 @@ from workers.engine.signing import (
     UPSTREAM_DIR,
     VALIDATION,
     VERIFICATION,
+    attestation_path,
+    attestation_statements,
+    is_later_attestation,
     sign_attestations,
     sign_folder,
     statement,
@@ -63,7 +69,8 @@ def _sign(name: str, files: Mapping[str, str], statements: list[dict[str, Any]],
 
 
 def _digests(files: Mapping[str, Blob]) -> dict[str, str]:
-    return {path: blob.sha256 for path, blob in files.items() if path not in SIGNED_FILES}
+    return {path: blob.sha256 for path, blob in files.items()
+            if path not in SIGNED_FILES and not is_later_attestation(path)}
 
 
 def version_sign(*, version: Version) -> dict[str, Blob]:
@@ -84,12 +91,65 @@ def version_sign(*, version: Version) -> dict[str, Blob]:
     })
     signed = _sign(f"{repo.owner.username}--{repo.name}--v{version.number}", files, [attestation])
     VersionFile.objects.filter(version=version, path__in=SIGNED_FILES).delete()
+    VersionFile.objects.filter(version=version, path__startswith=f"{ATTESTATIONS_DIR}/").delete()
     VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in signed.items()])
     _make_swarms({**stored, **signed})
     every = {**files, **{p: b.sha256 for p, b in signed.items()}}
     Version.objects.filter(pk=version.pk).update(
         commit_sha=Version.make_commit_sha(repo.pk, version.number, list(every.items())))
     return signed
+
+
+def version_attest(*, version: Version, name: str, predicate_type: str, predicate: Mapping[str, Any]) -> Blob | None:
+    """Attest something about a signed version after the fact (e.g. an evaluation): one signed statement naming the
+    files model.sig lists, stored as `attestations/<name>.intoto.jsonl` among the version's files. The same statement
+    again changes nothing; a new one for the same name replaces it. None when the version is not signed (there is no
+    model.sig for the statement to extend)."""
+    stored = {f.path: f.blob for f in version.files.select_related("blob")}
+    made = _attested(stored, f"version-{version.pk}", name, predicate_type, predicate)
+    if made is not None and stored.get(made[0]) != made[1]:
+        VersionFile.objects.update_or_create(version=version, path=made[0], defaults={"blob": made[1]})
+    return None if made is None else made[1]
+
+
+def stack_attest(*, build: StackBuild, name: str, predicate_type: str, predicate: Mapping[str, Any]) -> Blob | None:
+    """`version_attest` for a built stack: the statement names the stack's signed files."""
+    stored = {f.path: f.blob for f in build.files.select_related("blob")}
+    made = _attested(stored, f"stack-{build.pk}", name, predicate_type, predicate)
+    if made is not None and stored.get(made[0]) != made[1]:
+        StackFile.objects.update_or_create(build=build, path=made[0], defaults={"blob": made[1]})
+    return None if made is None else made[1]
+
+
+def _attested(stored: Mapping[str, Blob], owner: str, name: str, predicate_type: str,
+              predicate: Mapping[str, Any]) -> tuple[str, Blob] | None:
+    """(path, bundle) of the attestation `name` about the signed files `stored`: the stored one when it says the same,
+    else a new bundle, written and stored as a blob before the caller's row points at it (a reader sees the old
+    bundle or the new one, never a part of one). None without model.sig."""
+    if SIGNATURE_FILE not in stored:
+        return None
+    path = attestation_path(name)
+    item = statement(_digests(stored), predicate_type, {
+        "builder": builder(), "signature": {"name": SIGNATURE_FILE, "digest": {"sha256": stored[SIGNATURE_FILE].sha256}},
+        **predicate})
+    if path in stored and attestation_statements(_blob_bytes(stored[path])) == [item]:
+        return path, stored[path]
+    scratch = scratch_dir("attest", owner, path.rsplit("/", 1)[-1])  # attestations of other names are made beside
+    try:
+        bundle = scratch / "bundle.intoto.jsonl"
+        bundle.write_bytes(sign_attestations([item], signing_key()))
+        blob = blob_put_file(path=bundle)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _make_swarms({path: blob})
+    return path, blob
+
+
+def _blob_bytes(blob: Blob) -> bytes:
+    from hub.catalog.blobstore import open_blob
+
+    with open_blob(blob.sha256) as stream:
+        return stream.read()
 
 
 def upstream_path(version: Version) -> str:

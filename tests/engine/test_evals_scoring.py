@@ -33,6 +33,7 @@ class StubBackend:
 
     max_length = 64
     prefix_token_id = 0
+    chat = None  # no chat template: chat items get the plain format
 
     def __init__(self, scores: dict[str, float] | None = None, outputs: dict[str, str] | None = None) -> None:
         self.scores = scores or {}

@@ -45,7 +45,20 @@ def test_defaults_are_filled_in_and_the_form_is_canonical() -> None:
     assert recipe.to_dict()["output"] == {"type": "merged", "dtype": "bf16", "max_shard_bytes": 5_000_000_000}
     assert recipe.adapters[0].weight == 1.0
     assert Recipe.from_dict(recipe.to_dict()) == recipe  # the canonical form round-trips
-    assert json.loads(recipe.canonical_json()) == recipe.to_dict()
+    content = recipe.to_dict()
+    content["adapters"] = [{"sha256": a["sha256"], "weight": a["weight"]} for a in content["adapters"]]
+    assert json.loads(recipe.canonical_json()) == recipe.content_dict() == content  # hashed without the refs
+
+
+def test_the_hash_is_by_content_not_by_the_refs_that_name_the_adapters() -> None:
+    """A mirrored adapter has another ref on each hub: the same stack must hash the same on both."""
+    here, there = recipe_dict(), recipe_dict()
+    for adapter in there["adapters"]:
+        adapter["ref"] = "mirror__hub.example-8001/" + adapter["ref"].split("/", 1)[1]
+    assert Recipe.from_dict(here).hash == Recipe.from_dict(there).hash
+    reweighted = recipe_dict()
+    reweighted["adapters"][0]["weight"] = 0.25
+    assert Recipe.from_dict(reweighted).hash != Recipe.from_dict(here).hash
 
 
 def test_equivalent_recipes_hash_equal() -> None:

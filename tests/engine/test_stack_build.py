@@ -218,10 +218,13 @@ def test_manifest_describes_the_artifact(tiny_base: Path, adapter_dirs: dict, tm
     seen: list[float] = []
     manifest = build(recipe, tiny_base, adapter_dirs, tmp_path / "out", progress=lambda f, m: seen.append(f))
     assert read_manifest(tmp_path / "out") == manifest
-    assert manifest["recipe"] == recipe.to_dict() and manifest["recipe_hash"] == recipe.hash
+    assert manifest["recipe"] == recipe.content_dict() and manifest["recipe_hash"] == recipe.hash
     assert manifest["engine_version"] == ENGINE_VERSION
     assert manifest["sources"]["verified"] is True and manifest["sources"]["base"] == recipe.base.sha256
-    assert set(manifest["sources"]["adapters"]) == {ref for ref, _, _ in STACK}
+    assert [set(files) for files in manifest["sources"]["adapters"]] == [
+        {"adapter_config.json", "adapter_model.safetensors"}] * len(STACK)
+    assert [files["adapter_model.safetensors"] for files in manifest["sources"]["adapters"]] == [
+        a.sha256 for a in recipe.adapters]
     on_disk = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != MANIFEST_NAME)
     assert [f["path"] for f in manifest["files"]] == on_disk
     for entry in manifest["files"]:

@@ -80,7 +80,7 @@ def test_dataset_rows_become_engine_items():
     assert task_row(0, question) == {**question, "context": ""}
     assert task_row(0, {**QA, "id": 3}) == {"id": 3, "prompt": "2 + 2 =", "answer": "4"}
     chat = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
-    assert task_row(0, chat) == {"prompt": "user: Hi\nassistant:", "answer": "Hello"}
+    assert task_row(0, chat) == {**chat, "answer": "Hello"}  # its prompt is rendered for the evaluated model
     with pytest.raises(EngineInputError, match="row 4 has no question"):
         task_row(4, {"text": "prose"})
     with pytest.raises(EngineInputError, match="row 2: `answer` must be the index of the right choice, 0 to 1"):

@@ -153,7 +153,7 @@ def test_a_rejected_push_raises_with_the_validators_reasons(hub_client, celery_w
     assert len(versions("broken")) == 1  # the bad card was refused before anything was uploaded
     assert got["empty"] == ["HfHubHTTPError", 422]
     [rows] = versions("rows")
-    assert rows.state == VersionState.REJECTED and "train.jsonl line 1: the file holds no rows" in rows.state_reason
+    assert rows.state == VersionState.REJECTED and "train.jsonl: the file holds no rows" in rows.state_reason
 
 
 def test_writes_need_a_write_token_for_your_own_namespace(hub_client, make_user, make_version):

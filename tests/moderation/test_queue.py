@@ -52,12 +52,15 @@ def test_the_review_page_shows_what_a_moderator_needs(people, validated, make_ve
                      "<strong>two</strong>",  # the rendered card
                      "apache-2.0", "adapter_model.safetensors", "Rank",  # license, files, stats
                      "No eval results for this version yet",  # the evals extension point, empty until evals exist
-                     "-license: mit", "+license: apache-2.0", '-  &quot;r&quot;: 4', '+  &quot;r&quot;: 8',  # diffs
+                     "Compared with v1", "license: apache-2.0", '&quot;r&quot;: 4', '&quot;r&quot;: 8',  # diffs
                      "versions published"):  # the uploader's history
         assert expected in html, expected
     bundle = api(people["mod"]).get(f"/api/v1/moderation/items/{item.pk}").json()
     assert bundle["diff"]["previous"] == {"number": 1, "state": "published"}
     assert bundle["diff"]["files_changed"] == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    texts = {text["path"]: text["lines"] for text in bundle["diff"]["texts"]}
+    assert "-license: mit" in texts["README.md"] and "+license: apache-2.0" in texts["README.md"]
+    assert '-  "r": 4,' in texts["adapter_config.json"] and '+  "r": 8,' in texts["adapter_config.json"]
     assert bundle["eval_results"] == [] and bundle["history"]["versions"]["published"] == 1
     assert bundle["validation_report"]["checks"][0]["name"] == "weights_format"
 

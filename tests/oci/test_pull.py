@@ -44,8 +44,9 @@ def test_oras_pulls_a_gguf_stack_and_an_adapter_versions_lora(live_server, celer
 
     pulled = registry.pull(target=f"{host}/stacks/{stack['recipe_hash']}:latest", outdir=str(tmp_path / "stack"))
     expected = {f["path"]: f["sha256"] for f in stack["files"]}
-    assert [p.rsplit("/", 1)[-1] for p in pulled] == ["model-q8_0.gguf", "params.json"]
-    assert json.loads((tmp_path / "stack" / "params.json").read_text()) == {"stop": ["<|im_end|>"]}  # the tiny base's
+    assert [p.rsplit("/", 1)[-1] for p in pulled] == ["model-q8_0.gguf", "template", "params.json"]
+    # The tiny base's ChatML as Ollama's template (tests/oci/test_ollama_layers.py), and its stop tokens.
+    assert json.loads((tmp_path / "stack" / "params.json").read_text()) == {"stop": ["<|im_start|>", "<|im_end|>"]}
     assert sha256_of(tmp_path / "stack" / "model-q8_0.gguf") == expected["model-q8_0.gguf"]
     [adapter] = registry.pull(target=f"{host}/alice/poet:v1", outdir=str(tmp_path / "poet"))
     assert adapter.endswith("adapter_model.gguf") and (tmp_path / "poet" / "adapter_model.gguf").read_bytes() == lora
@@ -58,6 +59,7 @@ def test_oras_pulls_a_gguf_stack_and_an_adapter_versions_lora(live_server, celer
     assert response.headers["Content-Type"] == DOCKER_MANIFEST and manifest["mediaType"] == DOCKER_MANIFEST
     assert response.headers["Docker-Content-Digest"] == "sha256:" + hashlib.sha256(response.content).hexdigest()
     assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.ollama.image.model",
+                                                                     "application/vnd.ollama.image.template",
                                                                      "application/vnd.ollama.image.params"]
     config = requests.get(f"{base}/blobs/{manifest['config']['digest']}", timeout=10)
     assert config.status_code == 200 and json.loads(config.content)["model_format"] == "gguf"

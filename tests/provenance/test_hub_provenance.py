@@ -24,14 +24,6 @@ NS = {"m": "urn:ietf:params:xml:ns:metalink"}
 
 
 @pytest.fixture
-def own_keys(settings, tmp_path):
-    """Keys of this test only (rotation must not change the key the shared worker signs with)."""
-    settings.SIGNING_KEY_DIR = tmp_path / "keys"
-    settings.SIGNING_KEY = tmp_path / "keys" / "current.pem"
-    return settings.SIGNING_KEY_DIR
-
-
-@pytest.fixture
 def signed_adapter(make_user, publish_adapter, own_keys):
     alice = make_user("alice")
     version, folder = publish_adapter(alice, "sql", rank=4, alpha=8)

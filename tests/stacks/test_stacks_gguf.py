@@ -49,7 +49,9 @@ def test_the_runtime_bundle_names_every_adapter_with_its_scale(celery_worker, tw
     assert stack["manifest"]["report"]["runtime_gate"]["ok"]
     folder = download(two_adapters, stack, tmp_path / "runtime")
     bundle = json.loads((folder / "runtime.json").read_text())
-    assert [(a["adapter"], a["scale"]) for a in bundle["adapters"]] == [("alice/sql@1", 0.8), ("alice/poet@1", 0.5)]
+    weights = {a["ref"]: a["sha256"] for a in stack["recipe"]["adapters"]}  # named by content, as on every hub
+    assert [(a["adapter_sha256"], a["scale"]) for a in bundle["adapters"]] == [(weights["alice/sql@1"], 0.8),
+                                                                             (weights["alice/poet@1"], 0.5)]
     assert all((folder / a["file"]).is_file() for a in bundle["adapters"]) and (folder / "base-f16.gguf").is_file()
     assert "--lora-scaled" in bundle["llama_cpp"]
 

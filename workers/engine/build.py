@@ -170,7 +170,7 @@ def build_stack(
         finishing = span_progress(progress, BUILD_END, 1.0)
         manifest = {
             "engine_version": ENGINE_VERSION,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe.content_dict(),
             "recipe_hash": recipe.hash,
             "sources": verify_sources(ctx, input_digests, span_progress(finishing, 0.0, 0.5)),
             "files": hash_files(staging, ctx.written, span_progress(finishing, 0.5, 1.0)),
@@ -226,13 +226,13 @@ def verify_sources(ctx: BuildContext, digests: Mapping[Path, Future[str]] | None
         progress(index / len(ctx.base_files), f"verifying {path.name}")
         field_name = f"base.sha256.{path.name}"
         base[path.name] = checked(path, ctx.recipe.base.sha256[path.name], field_name)
-    adapters = {}
+    adapters = []  # in recipe order, by content: no hub's refs in the built files
     for index, (adapter, ref) in enumerate(zip(ctx.adapters, ctx.recipe.adapters, strict=True)):
         config = adapter.dir / "adapter_config.json"
-        adapters[ref.ref] = {
+        adapters.append({
             config.name: sha256_file(config),
             adapter.weights_path.name: checked(adapter.weights_path, ref.sha256, f"adapters[{index}].sha256"),
-        }
+        })
     return {"verified": digests is not None, "base": base, "adapters": adapters}
 
 

@@ -1,21 +1,29 @@
-"""Validate an uploaded dataset: JSONL or CSV files of instruction, chat or plain-text rows.
+"""Validate an uploaded dataset: JSONL, CSV or Parquet files of instruction, chat or plain-text rows.
 
-Files are streamed a line (or CSV record) at a time, so a multi-gigabyte upload costs no more memory
-than its longest row plus one 16-byte digest per row for duplicate counting. Every malformed row is
-reported with its file and line number, up to a limit, and any malformed row rejects its file:
-a trainer that skips bad rows silently trains on something other than what was reviewed.
+Files are streamed a line (or CSV record, or Parquet batch) at a time, so a multi-gigabyte upload costs no more
+memory than its longest row (a Parquet file: one batch of its row group) plus one 16-byte digest per row for
+duplicate counting. Every malformed row is reported with its file and line (Parquet: row group and row), up to a
+limit, and any malformed row rejects its file: a trainer that skips bad rows silently trains on something other
+than what was reviewed. Parquet is read with pyarrow's reader only: nothing is unpickled or converted by pandas.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
+import decimal
 import hashlib
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workers.engine.cards import Card
 from workers.engine.checks import (
@@ -31,8 +39,11 @@ from workers.engine.checks import (
 )
 from workers.engine.errors import EngineInputError, quote
 
-DATA_SUFFIXES = (".jsonl", ".csv")
+DATA_SUFFIXES = (".jsonl", ".csv", ".parquet")
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# A Parquet row group is decoded whole, column by column: one larger than this (uncompressed) is refused unread.
+MAX_ROW_GROUP_BYTES = 512 * 1024 * 1024
+PARQUET_BATCH_ROWS = 1024
 PREVIEW_ROWS = 5
 PREVIEW_CHARS = 300
 PREVIEW_MESSAGES = 10
@@ -40,7 +51,7 @@ CHAT_ROLES = ("system", "user", "assistant", "tool")
 # A file whose name starts with one of these words declares that split (train.jsonl, test-00001.csv, ...).
 # Splits that hold held-out rows (what evaluation scores on and training must not see), in order of preference.
 EVAL_SPLITS = ("eval", "validation", "valid", "dev", "test")
-SPLIT_FILE = re.compile(r"(?P<split>train|validation|valid|eval|test|dev)(?:[-_.].*)?\.(?:jsonl|csv)", re.IGNORECASE)
+SPLIT_FILE = re.compile(r"(?P<split>train|validation|valid|eval|test|dev)(?:[-_.].*)?\.(?:jsonl|csv|parquet)", re.IGNORECASE)
 # Every check validate_dataset reports, in its order; dataset.rows repeats per file (and per malformed row).
 DATASET_CHECKS = ("files.required", "files.unexpected", "files.size", "dataset.rows", *CARD_CHECKS, "dataset.splits")
 FORMAT_FIELDS = {"instruction": ("prompt", "response"), "chat": ("messages",), "text": ("text",)}
@@ -50,34 +61,34 @@ CHOICE_FIELDS = ("question", "prompt", "context", "choices", "answer", "response
 
 
 class _BadRow(Exception):
-    """One row's problem, reported with its line number."""
+    """One row's problem, reported with its place in the file."""
 
 
 @dataclass
 class _FileScan:
-    """What one data file held; `errors` keeps only the first few (line, message)."""
+    """What one data file held; `errors` keeps only the first few (place, message)."""
 
     format: str | None = None
-    format_line: int = 0
+    format_place: str = ""
     rows: int = 0
     error_count: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
     duplicates: int = 0
     lengths: list[int] = field(default_factory=lambda: [0, 0, 0])  # min, sum, max characters per row
     preview: list[dict[str, Any]] = field(default_factory=list)
 
-    def error(self, line: int, message: str, limit: int) -> None:
+    def error(self, place: str, message: str, limit: int) -> None:
         self.error_count += 1
         if len(self.errors) < limit:
-            self.errors.append((line, message))
+            self.errors.append((place, message))
 
-    def row(self, line: int, row: object, digests: set[bytes]) -> None:
+    def row(self, place: str, row: object, digests: set[bytes]) -> None:
         """Account for one row: check its format against the file's, count duplicates and lengths."""
         row_format, chars = _row_shape(row)
         if self.format is None:
-            self.format, self.format_line = row_format, line
+            self.format, self.format_place = row_format, place
         elif row_format != self.format:
-            raise _BadRow(f"row is in {row_format} format but this file's rows are {self.format} (from line {self.format_line})")
+            raise _BadRow(f"row is in {row_format} format but this file's rows are {self.format} (from {self.format_place})")
         canonical = canonical_fields(row, row_format)
         digest = hashlib.blake2b(json.dumps(canonical, sort_keys=True).encode(), digest_size=16).digest()
         if digest in digests:
@@ -93,7 +104,7 @@ class _FileScan:
 def validate_dataset(
     folder: Path, *, max_reported_errors: int = 20, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> ValidationReport:
-    """Check every .jsonl / .csv file of a dataset folder row by row, plus its optional card.
+    """Check every .jsonl / .csv / .parquet file of a dataset folder row by row, plus its optional card.
 
     Each file's first `max_reported_errors` malformed rows are reported one by one, the rest counted.
     """
@@ -112,16 +123,17 @@ def validate_dataset(
         digests: set[bytes] = set()
         for record in read_records(folder / name):
             if record.error:
-                scan.error(record.line, record.error, max_reported_errors)
+                scan.error(record.place, record.error, max_reported_errors)
                 continue
             try:
-                scan.row(record.line, record.value, digests)
+                scan.row(record.place, record.value, digests)
             except _BadRow as exc:
-                scan.error(record.line, str(exc), max_reported_errors)
+                scan.error(record.place, str(exc), max_reported_errors)
         if scan.rows == 0 and scan.error_count == 0:
-            scan.error(1, "the file holds no rows", max_reported_errors)
-        for line, message in scan.errors:
-            checks.add("dataset.rows", False, f"{name} line {line}: {message}", file=name, field=f"line {line}")
+            scan.error("", "the file holds no rows", max_reported_errors)
+        for place, message in scan.errors:
+            checks.add("dataset.rows", False, f"{name} {place}: {message}" if place else f"{name}: {message}",
+                       file=name, field=place)
         if scan.error_count > len(scan.errors):
             checks.add("dataset.rows", False, f"{name}: and {scan.error_count - len(scan.errors)} more malformed rows",
                        file=name)
@@ -139,10 +151,10 @@ def validate_dataset(
 def _check_dataset_files(checks: Checks, listing: FolderListing) -> list[str]:
     data_files = [name for name in listing.files if name.lower().endswith(DATA_SUFFIXES)]
     checks.add("files.required", bool(data_files), f"{len(data_files)} data files" if data_files else
-               "no data files; expected at least one .jsonl or .csv file (e.g. train.jsonl)")
+               "no data files; expected at least one .jsonl, .csv or .parquet file (e.g. train.jsonl)")
     unexpected = [f"{name} is {what}" for name, what in listing.others.items()]
     unexpected += [f"{name} is not a data file" for name in listing.files if name not in data_files and name != CARD]
-    checks.problems("files.unexpected", [f"{text}; expected .jsonl or .csv files and an optional {CARD}"
+    checks.problems("files.unexpected", [f"{text}; expected .jsonl, .csv or .parquet files and an optional {CARD}"
                                          for text in unexpected], "no unexpected files")
     return data_files
 
@@ -258,29 +270,145 @@ def _check_text(key: str, value: str) -> None:
 
 @dataclass(frozen=True)
 class FileRecord:
-    """One record of a data file: its line number and parsed value (a CSV record: a dict by header), or `error`."""
+    """One record of a data file: its line number (Parquet: its 1-based row number) and parsed value (a CSV record,
+    a Parquet row: a dict by column), or `error`. Line 0 is the file as a whole (a Parquet file that is not one)."""
 
     line: int
     value: object = None
     error: str = ""
+    where: str = ""  # the record's place when it is not a line: "row group 0, row 7"
+
+    @property
+    def place(self) -> str:
+        """Where the record is, as messages name it: "line 7", "row group 0, row 7", or "" for the whole file."""
+        return self.where or (f"line {self.line}" if self.line else "")
 
 
 def read_records(path: Path) -> Iterator[FileRecord]:
-    """Every record of a .jsonl or .csv data file in order, streamed; blank lines are skipped.
+    """Every record of a .jsonl, .csv or .parquet data file in order, streamed; blank lines are skipped.
 
     The one parser of hosted data files: validation, data reports and eval suites read rows through it.
-    A CSV whose header or syntax is unreadable ends with one record naming the problem.
+    A file whose header, syntax or encoding is unreadable ends with one record naming the problem.
     """
     with open(path, "rb") as handle:
         yield from records_of(handle, path.name)
 
 
 def records_of(handle: BinaryIO, name: str) -> Iterator[FileRecord]:
-    """`read_records` for an open binary stream of the data file `name` (its suffix says the format)."""
-    if name.lower().endswith(".jsonl"):
+    """`read_records` for an open binary stream of the data file `name` (its suffix says the format). Parquet keeps
+    its footer at the end: a stream that cannot seek is first spooled to a temporary file (on disk, not memory)."""
+    lowered = name.lower()
+    if lowered.endswith(".jsonl"):
         yield from _jsonl_records(handle)
+    elif lowered.endswith(".parquet"):
+        if handle.seekable():
+            yield from _parquet_records(handle)
+        else:
+            with tempfile.TemporaryFile() as spooled:
+                shutil.copyfileobj(handle, spooled, 1 << 20)
+                spooled.seek(0)
+                yield from _parquet_records(spooled)
     else:
         yield from _csv_records(handle)
+
+
+def parquet_columns(handle: BinaryIO) -> dict[str, str]:
+    """Column name -> its Arrow type as people read it (`string`, `list<struct<role: string, ...>>`), from a
+    Parquet file's footer; raises EngineInputError when the stream is not a Parquet file."""
+    return {f.name: _type_name(f.type) for f in _parquet_file(handle).schema_arrow}
+
+
+def _parquet_file(handle: BinaryIO) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(handle)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise EngineInputError(f"not a Parquet file ({str(exc)[:160]})") from None
+
+
+def _parquet_records(handle: BinaryIO) -> Iterator[FileRecord]:
+    """Rows batch by batch, one row group at a time (iter_batches), as plain JSON-like values."""
+    try:
+        parquet = _parquet_file(handle)
+    except EngineInputError as exc:
+        yield FileRecord(0, error=str(exc))
+        return
+    problem = _schema_problem(parquet.schema_arrow)
+    if problem:
+        yield FileRecord(0, error=problem)
+        return
+    number = 0
+    for group in range(parquet.num_row_groups):
+        meta = parquet.metadata.row_group(group)
+        if meta.total_byte_size > MAX_ROW_GROUP_BYTES:
+            yield FileRecord(number + 1, error=f"holds {meta.total_byte_size} bytes uncompressed, over the "
+                             f"{MAX_ROW_GROUP_BYTES} bytes a row group may hold; write smaller row groups "
+                             "(row_group_size)", where=f"row group {group}")
+            number += meta.num_rows
+            continue
+        try:
+            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=[group]):
+                for row in batch.to_pylist():
+                    number += 1
+                    yield FileRecord(number, _plain(row), where=f"row group {group}, row {number}")
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            yield FileRecord(number + 1, error=f"unreadable Parquet data ({str(exc)[:120]}); stopped reading this file",
+                             where=f"row group {group}")
+            return
+
+
+def _schema_problem(schema: pa.Schema) -> str:
+    """What is wrong with a Parquet file's columns for a dataset ("" when nothing): every column must hold text,
+    numbers, booleans, dates, or lists and structs of them; binary, map and extension types are refused."""
+    names = schema.names
+    if len(set(names)) != len(names) or "" in names:
+        return f"the columns {names[:10]} have empty or repeated names"
+    for column in schema:
+        if not _plain_type(column.type):
+            return (f"column `{column.name}` has Arrow type {_type_name(column.type)}; expected text, numbers, "
+                    "booleans, dates, or lists and structs of them")
+    return ""
+
+
+def _plain_type(kind: pa.DataType) -> bool:
+    if isinstance(kind, pa.BaseExtensionType):
+        return False
+    if pa.types.is_dictionary(kind) or _is_list(kind):
+        return _plain_type(kind.value_type)
+    if pa.types.is_struct(kind):
+        return all(_plain_type(kind.field(i).type) for i in range(kind.num_fields))
+    return any(check(kind) for check in (
+        pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view, pa.types.is_integer,
+        pa.types.is_floating, pa.types.is_boolean, pa.types.is_null, pa.types.is_timestamp, pa.types.is_date,
+        pa.types.is_time, pa.types.is_duration, pa.types.is_decimal))
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+
+
+def _type_name(kind: pa.DataType) -> str:
+    """An Arrow type as people read it: lists and structs by their items, without Arrow's `element:` labels."""
+    if pa.types.is_dictionary(kind):
+        return _type_name(kind.value_type)
+    if _is_list(kind):
+        return f"list<{_type_name(kind.value_type)}>"
+    if pa.types.is_struct(kind):
+        return "struct<" + ", ".join(f"{kind.field(i).name}: {_type_name(kind.field(i).type)}"
+                                     for i in range(kind.num_fields)) + ">"
+    return "string" if pa.types.is_large_string(kind) or pa.types.is_string_view(kind) else str(kind)
+
+
+def _plain(value: Any) -> Any:
+    """A Parquet value as the JSON-like value a JSONL row would hold: dates and decimals become strings."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta | decimal.Decimal):
+        return str(value)
+    return value
 
 
 def _jsonl_records(handle: BinaryIO) -> Iterator[FileRecord]:
@@ -440,7 +568,7 @@ def _clip(text: str) -> str:
 def task_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
     """One validated dataset row as an evaluation item of the engine's task suites (`evals.tasks.task_suite`):
     multiple choice from a row with choices, generation (scored by exact match) from an instruction or chat
-    row. Text rows are not tasks."""
+    row (its conversation up to the reply, formatted when the suite runs). Text rows are not tasks."""
     item: dict[str, Any] = {"id": row["id"]} if "id" in row else {}
     if "choices" in row:
         try:
@@ -450,10 +578,12 @@ def task_row(index: int, row: Mapping[str, Any]) -> dict[str, Any]:
         return {**item, "question": row.get("question") or row.get("prompt", ""), "context": row.get("context", ""),
                 "choices": row["choices"], "answer": answer}
     if isinstance(row.get("messages"), list) and row["messages"]:
-        messages = row["messages"]
-        last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=len(messages) - 1)
-        prompt = "".join(f"{m.get('role')}: {m.get('content')}\n" for m in messages[:last]) + "assistant:"
-        return {**item, "prompt": prompt, "answer": messages[last].get("content")}
+        # The prompt is rendered when the suite runs, for the evaluated model (`workers.engine.prompts.row_prompt`).
+        shape, problem = row_format({"messages": row["messages"]})
+        if shape != "chat":
+            raise EngineInputError(f"row {index}: {problem}")
+        asked, reply = chat_turns(row["messages"])
+        return {**item, "messages": [*asked, reply], "answer": reply["content"]}
     if "prompt" in row:
         return {**item, "prompt": row["prompt"], "answer": row.get("answer", row.get("response"))}
     raise EngineInputError(f"row {index} has no question and answer to score: text rows make no task suite")

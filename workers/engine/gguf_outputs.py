@@ -104,9 +104,9 @@ def build_runtime(ctx) -> dict[str, Any]:
         report["base_export"] = export_gguf(ctx.base_dir, base_gguf, dtype="f16", name=ctx.recipe.base.name)
         entries = []
         for index, (info, ref) in enumerate(zip(ctx.adapters, ctx.recipe.adapters, strict=True)):
-            name = f"adapter-{index}-{ref.ref.replace('/', '--').replace('@', '-v')}.gguf"
+            name = f"adapter-{index}-{ref.sha256[:12]}.gguf"  # by content: the same file names on every hub
             export_gguf_lora(info.dir, ctx.base_dir, ctx.staging / name)
-            entries.append({"adapter": ref.ref, "file": name, "scale": ref.weight})
+            entries.append({"adapter_sha256": ref.sha256, "file": name, "scale": ref.weight})
         ctx.progress(0.8, "verifying run-time stacking against the merged model")
         gate = verify_runtime_stack(base_gguf, [Adapter(ctx.staging / e["file"], e["scale"]) for e in entries],
                                     merged_f16, VERIFY_PROMPTS, n_tokens=32)

@@ -77,12 +77,21 @@ class Recipe:
             "output": {"type": self.output.type, **self.output.params},
         }
 
+    def content_dict(self) -> dict[str, Any]:
+        """The canonical form by content alone: adapters by sha256 and weight, without the hub refs that name them.
+        A ref is one hub's label (a mirrored adapter has another on each hub), so the same stack built on two hubs
+        has the same hash and the same files."""
+        data = self.to_dict()
+        data["adapters"] = [{"sha256": a.sha256, "weight": a.weight} for a in self.adapters]
+        return data
+
     def canonical_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return json.dumps(self.content_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False)
 
     @property
     def hash(self) -> str:
-        """sha256 of the canonical JSON and the engine version: equal for equivalent recipes."""
+        """sha256 of the canonical JSON and the engine version: equal for equivalent recipes, on any hub."""
         return hashlib.sha256((self.canonical_json() + ENGINE_VERSION).encode()).hexdigest()
 
 

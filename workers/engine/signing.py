@@ -7,6 +7,12 @@ in a second file, `provenance.intoto.jsonl`: an in-toto attestation bundle (one 
 with the same key by securesystemslib), each statement naming its outputs (subjects) and inputs by sha256.
 model.sig covers the attestation file like any other, so one signature check covers the folder.
 
+What is attested after a version is signed (its evaluations) cannot enter model.sig without changing the version's
+signature, so it is kept beside it: `attestations/<name>.intoto.jsonl`, a bundle of its own whose statements name the
+signed files by sha256, signed with the hub's key like the others. model.sig leaves the `attestations/` folder out
+(its manifest records the ignored paths, so `model_signing verify` leaves it out too); `verify_folder` checks every
+file there.
+
 Keys are P-256 private keys in PEM files; a key's id is the sha256 of its public key's PEM (SubjectPublicKeyInfo),
 which is the hint model_signing records in the bundle, so a verifier finds the key that signed.
 
@@ -20,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,8 +44,12 @@ VALIDATION = f"{PREDICATE_BASE}/validation/v1"
 STACK_BUILD = f"{PREDICATE_BASE}/stack-build/v1"
 QUANTIZATION = f"{PREDICATE_BASE}/quantization/v1"
 VERIFICATION = f"{PREDICATE_BASE}/verification-gates/v1"
-# What model_signing leaves out of the manifest: its own file (and git's files, as its CLI does by default).
-IGNORED = (SIGNATURE_FILE,)
+EVALUATION = f"{PREDICATE_BASE}/evaluation/v1"
+# Attestations made after the signature (evaluations), each a bundle of its own.
+ATTESTATIONS_DIR = "attestations"
+# What model_signing leaves out of the manifest: its own file, the later attestations (and git's files, as its CLI
+# does by default).
+IGNORED = (SIGNATURE_FILE, ATTESTATIONS_DIR)
 
 
 class ProvenanceError(ValueError):
@@ -99,6 +110,23 @@ def statement(subjects: Mapping[str, str], predicate_type: str, predicate: Mappi
     """An in-toto v1 statement about files {name: sha256}."""
     return {"_type": STATEMENT_TYPE, "subject": [{"name": n, "digest": {"sha256": d}} for n, d in sorted(subjects.items())],
             "predicateType": predicate_type, "predicate": dict(predicate)}
+
+
+def attestation_path(name: str) -> str:
+    """Where a later attestation named `name` (e.g. a suite id, "task:owner/data:eval") lives in a signed folder:
+    a readable slug and a digest of the name, so two names never share a file."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:80] or "attestation"
+    return f"{ATTESTATIONS_DIR}/{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.intoto.jsonl"
+
+
+def is_later_attestation(path: str) -> bool:
+    """A file of the attestations folder: made by the hub after the signature, outside model.sig's list."""
+    return path.split("/", 1)[0] == ATTESTATIONS_DIR
+
+
+def attestation_statements(bundle: bytes) -> list[dict[str, Any]]:
+    """The statements of an attestation bundle, unverified (the hub reads its own stored bundles with this)."""
+    return [json.loads(base64.b64decode(json.loads(line)["payload"])) for line in bundle.decode().splitlines() if line]
 
 
 def sign_attestations(statements: Iterable[Mapping[str, Any]], private_key_path: Path) -> bytes:
@@ -185,6 +213,8 @@ def verify_folder(folder: Path, keys: Iterable[PublicKey], *, label: str = "") -
 
     keys = list(keys)
     label = label or folder.name
+    # As signed; bundles signed before the attestations folder existed did not list it among their ignored paths.
+    hashing = model_signing.hashing.Config().set_ignored_paths(paths=list(IGNORED))
     signature = folder / SIGNATURE_FILE
     if not signature.is_file():
         raise ProvenanceError(f"{label}: no {SIGNATURE_FILE} in {folder}")
@@ -193,7 +223,8 @@ def verify_folder(folder: Path, keys: Iterable[PublicKey], *, label: str = "") -
         pem.write(key.pem)
         pem.flush()
         try:
-            model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pem.name).verify(folder, signature)
+            model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pem.name).set_hashing_config(
+                hashing).verify(folder, signature)
         except ValueError as exc:
             if str(exc).startswith("Signature mismatch"):  # the signature held: the files differ from its list
                 raise ProvenanceError(f"{label}: {_files_differ(folder, signed_files(signature))}") from None
@@ -204,6 +235,10 @@ def verify_folder(folder: Path, keys: Iterable[PublicKey], *, label: str = "") -
     attestations = folder / ATTESTATIONS_FILE
     if attestations.is_file():
         result.statements = verify_attestations(attestations, keys, result.files, label=label)
+    later = folder / ATTESTATIONS_DIR
+    for path in sorted(p for p in later.rglob("*") if p.is_file()) if later.is_dir() else []:
+        result.statements += verify_attestations(path, keys, result.files, label=label,
+                                                 shown=path.relative_to(folder).as_posix())
     result.upstream = _verify_upstream(folder, keys, result)
     return result
 
@@ -217,7 +252,7 @@ def _verification_message(exc: Exception) -> str:
 def _files_differ(folder: Path, signed: Mapping[str, str]) -> str:
     """Which files differ from the signed list, and how (model_signing's own message prints raw digests)."""
     present = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-               if p.is_file() and p.relative_to(folder).as_posix() not in IGNORED
+               if p.is_file() and p.relative_to(folder).parts[0] not in IGNORED
                and not p.relative_to(folder).parts[0].startswith(".git")}
     problems = [f"{name} is missing (signed with sha256 {digest})" for name, digest in sorted(signed.items())
                 if name not in present]
@@ -234,15 +269,22 @@ def _sha256(path: Path) -> str:
 
 
 def verify_attestations(path: Path, keys: Iterable[PublicKey], files: Mapping[str, str], *,
-                        label: str) -> list[dict[str, Any]]:
-    """Each envelope signed by a known, unrevoked key; each statement's subjects among the signed files."""
+                        label: str, shown: str = "") -> list[dict[str, Any]]:
+    """Each envelope signed by a known, unrevoked key; each statement's subjects among the signed files. `shown` is
+    the file as messages name it (its path in the folder; default its file name)."""
     from securesystemslib.dsse import Envelope
     from securesystemslib.exceptions import VerificationError
 
     usable = [k for k in keys if k.status != "revoked"]
     statements = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        where = f"{label}/{path.name} line {number}"
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ProvenanceError(f"{label}/{shown or path.name}: not an attestation bundle ({exc})") from None
+    if not lines:
+        raise ProvenanceError(f"{label}/{shown or path.name}: empty; expected one signed DSSE envelope per line")
+    for number, line in enumerate(lines, start=1):
+        where = f"{label}/{shown or path.name} line {number}"
         try:
             envelope = Envelope.from_dict(json.loads(line))
             envelope.verify([_sslib_key(k.pem) for k in usable], 1)

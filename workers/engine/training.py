@@ -3,9 +3,10 @@
 Pure engine code (no Django, Celery or hub): the hub's training task and `nomoat train --local` call the same
 `train_adapter` on plain folders.
 
-- Rows are read by `workers.engine.datasets` (the one home of row shapes). Chat rows are rendered with the base's
-  chat template; instruction and multiple-choice rows are the prompt followed by the answer (the format the hub's
-  task suites score); text rows are learnt whole. Loss is only on the answer: prompt tokens are labelled -100.
+- Rows are read by `workers.engine.datasets` (the one home of row shapes) and formatted by
+  `workers.engine.prompts.row_prompt`, the format the task suites evaluate: chat rows with the base's chat template
+  (required here), instruction and multiple-choice rows as the prompt followed by the answer; text rows are learnt
+  whole. Loss is only on the answer: prompt tokens are labelled -100.
 - Deterministic: the same spec, seed, data, thread count and machine give the same adapter bytes
   (`torch.use_deterministic_algorithms`, a fixed thread count, batches drawn from a generator seeded per epoch).
 - Checkpoints (LoRA weights, AdamW state, scheduler state, RNG state and the step, which fixes the data position)
@@ -29,8 +30,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from workers.engine.datasets import chat_turns, read_records, row_format, row_texts
+from workers.engine.datasets import read_records, row_format
 from workers.engine.errors import EngineInputError, quote
+from workers.engine.prompts import has_chat_template, row_prompt
 
 SCHEDULES = ("constant", "constant_with_warmup", "linear", "cosine")  # transformers.get_scheduler names
 MAX_GRAD_NORM = 1.0
@@ -153,12 +155,12 @@ class Examples:
 
 
 def tokenize_rows(tokenizer: Any, files: Sequence[Path], *, max_seq_len: int) -> Examples:
-    """Every row of the data files as an Example; a row the tokenizer cannot format is refused with its line."""
+    """Every row of the data files as an Example; a row the tokenizer cannot format is refused with its place."""
     items: list[Example] = []
     rows = truncated = dropped = 0
     for path in files:
         for record in read_records(path):
-            where = {"file": path.name, "field": f"line {record.line}"}
+            where = {"file": path.name, "field": record.place}
             if record.error:
                 raise EngineInputError(record.error, **where)
             shape, problem = row_format(record.value)
@@ -181,25 +183,15 @@ def tokenize_rows(tokenizer: Any, files: Sequence[Path], *, max_seq_len: int) ->
 
 
 def _encode(tokenizer: Any, row: Mapping[str, Any], shape: str, where: dict[str, str]) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) of one well-formed row."""
-    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    if shape == "chat":
-        if not getattr(tokenizer, "chat_template", None):
-            raise EngineInputError("chat rows need the base model's chat template, and its tokenizer has none", **where)
-        asked, reply = chat_turns(row["messages"])
-        try:
-            prompt = tokenizer.apply_chat_template(asked, tokenize=False, add_generation_prompt=True) if asked else ""
-            full = tokenizer.apply_chat_template([*asked, reply], tokenize=False)
-        except Exception as exc:  # a template that refuses a role order raises its own TemplateError
-            raise EngineInputError(f"the base model's chat template cannot render this row ({exc})", **where) from None
-        if not full.startswith(prompt):
-            raise EngineInputError("the chat template does not render the conversation as its prompt followed by "
-                                   "the reply", **where)
-        return _ids(tokenizer, prompt), _ids(tokenizer, full[len(prompt):])
-    prompt, answer = row_texts(row, shape)
-    if shape == "text":
-        return [], _ids(tokenizer, prompt) + eos
-    return _ids(tokenizer, prompt), _ids(tokenizer, answer) + eos
+    """(prompt ids, answer ids) of one well-formed row, in the format the task suites evaluate (`row_prompt`)."""
+    if shape == "chat" and not has_chat_template(tokenizer):
+        raise EngineInputError("chat rows need the base model's chat template, and its tokenizer has none", **where)
+    try:
+        pair = row_prompt(row, tokenizer)
+    except EngineInputError as exc:
+        raise EngineInputError(str(exc), **where) from None
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None and not pair.ends_turn else []
+    return _ids(tokenizer, pair.prompt), _ids(tokenizer, pair.response) + eos
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

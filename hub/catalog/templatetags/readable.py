@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ def signed(value: float | None) -> str:
 @register.filter(name="bytes")
 def bytes_(value: int | None) -> str:
     return formatting.readable_bytes(value)
+
+
+@register.filter
+def signed_bytes(change: int | None) -> str:
+    """A size difference: "+1.2 kB", "−300 bytes" (a real minus sign), "—" when there is none to show."""
+    if not change:
+        return "—"
+    return ("+" if change > 0 else "−") + formatting.readable_bytes(abs(change))
 
 
 @register.filter
@@ -126,12 +135,23 @@ def url_without(context: template.Context, name: str) -> str:
     return "?" + params.urlencode()
 
 
+@dataclass(frozen=True)
+class VersionChanges:
+    """What changed from the version before (`earlier`, its number), in words when printed."""
+
+    earlier: int
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @register.simple_tag
-def version_changes(version: Any, versions: list[Any]) -> str:
+def version_changes(version: Any, versions: list[Any]) -> VersionChanges | None:
     """What changed from the version before `version` in `versions` (newest first, files prefetched)."""
     earlier = next((v for v in versions if v.number < version.number), None)
     if earlier is None:
-        return ""
+        return None
     now = {f.path: f.blob_id for f in version.files.all()}
     before = {f.path: f.blob_id for f in earlier.files.all()}
     parts = []
@@ -141,5 +161,4 @@ def version_changes(version: Any, versions: list[Any]) -> str:
         if paths:
             parts.append(f"{word} {', '.join(sorted(paths)[:4])}" + (f" and {len(paths) - 4} more" if len(paths) > 4
                                                                      else ""))
-    return "; ".join(parts) or f"same files as v{earlier.number}"
-
+    return VersionChanges(earlier.number, "; ".join(parts) or f"same files as v{earlier.number}")

@@ -91,14 +91,16 @@ def adapter_eval_card(user, version: Version) -> EvalCard:
     """The eval card of an adapter version, with its scores across the repository's visible versions."""
     version = (Version.objects.select_related("repository__owner", "base_model")
                .prefetch_related("files__blob", "base_model__files__blob").get(pk=version.pk))
-    runs = Runs(version.base_model)
-    card = _card(adapter_subject(version), runs)
-    base_hash = base_subjects(version.base_model)[0].hash
+    others = [(other, adapter_subject(other).hash) for other in versions_of(user, version.repository)
+              .filter(base_model=version.base_model).prefetch_related("base_model__files__blob").order_by("number")]
+    subject, base_hash = adapter_subject(version), base_subjects(version.base_model)[0].hash
+    # Only the runs this card reads (its subject's, its versions', the base's): not every run of the base model.
+    runs = Runs(version.base_model, subject_hashes=[subject.hash, base_hash, *(h for _, h in others)])
+    card = _card(subject, runs)
     history: dict[tuple[str, str], list[tuple[int, float]]] = {}
     bases: dict[tuple[str, str], float | None] = {}
-    for other in versions_of(user, version.repository).filter(base_model=version.base_model) \
-            .prefetch_related("base_model__files__blob").order_by("number"):
-        for run in runs.of_subject(adapter_subject(other).hash):
+    for other, other_hash in others:
+        for run in runs.of_subject(other_hash):
             metric = primary_metric(run)
             value = metric_of(run, metric)[0]
             if value is None or any(n == other.number for n, _ in history.get((run.suite, metric), [])):
@@ -115,12 +117,11 @@ def stack_eval_cards(build: StackBuild) -> list[EvalCard]:
     build = (StackBuild.objects.select_related("base_model")
              .prefetch_related("files__blob", "base_model__files__blob", "members__version__repository__owner")
              .get(pk=build.pk))
-    runs = Runs(build.base_model)
-    base_hash = base_subjects(build.base_model)[0].hash
-    cards = [_card(subject, runs) for subject in stack_subjects(build)]
+    base_hash, subjects, members = base_subjects(build.base_model)[0].hash, stack_subjects(build), stack_members(build)
+    runs = Runs(build.base_model, subject_hashes=[base_hash, *(s.hash for s in subjects), *(h for _, h in members)])
+    cards = [_card(subject, runs) for subject in subjects]
     if cards:
-        cards[0].stacking = runs.stacking(stack_hash=cards[0].subject.hash, base_hash=base_hash,
-                                          members=stack_members(build))
+        cards[0].stacking = runs.stacking(stack_hash=cards[0].subject.hash, base_hash=base_hash, members=members)
     return cards
 
 
@@ -140,7 +141,8 @@ def version_eval_rows(version: Version) -> list[dict]:
     """The version's eval results as plain rows (moderation's review page): scores, and failures with reasons."""
     if version.repository.kind != RepoKind.ADAPTER or version.base_model_id is None:
         return []
-    card = _card(adapter_subject(version), Runs(version.base_model))
+    subject, base_hash = adapter_subject(version), base_subjects(version.base_model)[0].hash
+    card = _card(subject, Runs(version.base_model, subject_hashes=[subject.hash, base_hash]))
     rows = [{"suite": r.suite, "version": r.suite_version, "metric": r.metric, "score": r.value,
              "base": r.base_value, "delta": r.delta} for r in card.rows]
     rows += [{"suite": run.suite, "version": run.suite_version, "metric": "", "score": run.get_state_display(),

@@ -12,6 +12,7 @@ from hub.catalog.models import RepoKind, Version
 from hub.core.formatting import metric_label
 from hub.evals import charts
 from hub.evals.selectors import cards as eval_cards
+from hub.evals.selectors.runs import EvalProgress, version_eval_progress
 
 register = template.Library()
 
@@ -28,6 +29,12 @@ def adapter_eval_card(context: template.Context, version: Version) -> dict[str, 
                            reference=series.base_value)
                for series in card.history if len(series.points) > 1]
     return {"card": card, "history": history}
+
+
+@register.simple_tag
+def eval_progress(version: Version) -> EvalProgress:
+    """The version's eval runs for the upload status page (its live region re-fetches them the same way)."""
+    return version_eval_progress(version)
 
 
 @register.filter

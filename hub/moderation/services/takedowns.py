@@ -28,9 +28,10 @@ def withdraw(target: Target, *, kind: str, by: User | None, reason: str) -> Take
 
 
 @transaction.atomic
-def takedown_lift(*, takedown_id: int, moderator: User, reason: str) -> Takedown:
+def takedown_lift(*, takedown_id: int, moderator: User | None, reason: str) -> Takedown:
     """Re-publish a target a moderator unpublished (its files were kept). Holds by reports are lifted by
-    dismissing the reports instead, so that no report is left open on a published item by accident."""
+    dismissing the reports instead, so that no report is left open on a published item by accident. No
+    `moderator`: the hub lifted it itself (a mirrored item its origin published again)."""
     reason = required_text(reason, "reason")
     takedown = Takedown.objects.select_for_update().filter(pk=takedown_id).first()
     if takedown is None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from workers.engine import ENGINE_VERSION
 from workers.engine.errors import EngineInputError
+from workers.engine.prompts import ChatTokenizer, has_chat_template
 
 # (context tokens, continuation tokens): the log-likelihood of the continuation given the context.
 Request = tuple[Sequence[int], Sequence[int]]
@@ -26,6 +27,7 @@ class Backend(Protocol):
 
     max_length: int  # the longest input the model takes
     prefix_token_id: int  # conditions the first token of a document (BOS, else EOS), as lm-eval does
+    chat: ChatTokenizer | None  # renders chat prompts with the model's chat template; None when it has none
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text`, without special tokens."""
@@ -107,6 +109,7 @@ class TransformersBackend:
         self.max_length = int(getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 2048))
         bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         self.prefix_token_id = int(bos if bos is not None else eos)
+        self.chat = self.tokenizer if has_chat_template(self.tokenizer) else None
 
     def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -17,6 +17,26 @@ from workers.engine.errors import EngineInputError
 from workers.engine.evals.backends import Request, model_input
 
 
+class GGUFChatTemplate:
+    """The file's own chat template (metadata `tokenizer.chat_template`, as the GGUF export copies the base's),
+    rendered by llama-cpp-python's Jinja2 formatter with the file's BOS and EOS texts, as transformers renders it."""
+
+    def __init__(self, llm: Any) -> None:
+        self.chat_template: str | None = llm.metadata.get("tokenizer.chat_template")
+        self._special = {name: llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0
+                         else "" for name, token in (("bos_token", llm.token_bos()), ("eos_token", llm.token_eos()))}
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], *, tokenize: bool = False,
+                            add_generation_prompt: bool = False) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if tokenize or not self.chat_template:
+            raise EngineInputError("the GGUF chat template renders text only, and only when the file has one")
+        formatter = Jinja2ChatFormatter(self.chat_template, add_generation_prompt=add_generation_prompt,
+                                        **self._special)
+        return formatter(messages=conversation).prompt
+
+
 class GGUFBackend:
     """A GGUF file run by llama-cpp-python on the CPU, with logits kept for every position."""
 
@@ -39,6 +59,8 @@ class GGUFBackend:
         self.max_length = min(max_length, llama_cpp.llama_model_n_ctx_train(self.llm.model))
         bos = self.llm.token_bos()
         self.prefix_token_id = bos if bos >= 0 else self.llm.token_eos()
+        template = GGUFChatTemplate(self.llm)
+        self.chat = template if template.chat_template else None
 
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)

@@ -4,7 +4,9 @@ generation items scored by exact match after named normalizations.
 Rows are the dataset's JSONL objects:
 
 - multiple choice: {"question" and/or "context": str, "choices": [str, ...], "answer": index}
-- generation: {"prompt": str, "answer": str or [str, ...]}
+- generation: {"prompt": str, "answer": str or [str, ...]}, or a chat conversation {"messages": [...], "answer": ...}
+  whose prompt is rendered at run time for the evaluated model (`workers.engine.prompts.row_prompt`, the format
+  training uses: the model's chat template when it has one)
 - either may carry an "id" (str or int); otherwise the row's position is its id.
 
 Scoring follows lm-evaluation-harness. A choice is scored as the continuation " " + choice after
@@ -22,14 +24,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from workers.engine.datasets import row_format
 from workers.engine.errors import EngineInputError
 from workers.engine.evals.backends import Backend
 from workers.engine.evals.scoring import check_normalizations, mean, mean_stderr, metric, normalize
+from workers.engine.prompts import TARGET_DELIMITER, ChatTokenizer, choice_context, row_prompt
 
 # Bump when the way a task score is computed (prompt format, scoring rule) changes.
 MULTIPLE_CHOICE_METHOD_VERSION = "1"
 GENERATION_METHOD_VERSION = "1"
-TARGET_DELIMITER = " "
 DEFAULT_NORMALIZE = ("strip", "lower", "strip_punctuation")
 
 
@@ -44,18 +47,13 @@ class ChoiceItem:
 @dataclass(frozen=True)
 class GenerationItem:
     id: str
-    prompt: str
+    prompt: str  # "" for a chat item: its messages are rendered for the evaluated model's tokenizer
     answers: tuple[str, ...]  # any of them counts as correct
+    messages: tuple[dict[str, str], ...] = ()  # a chat item's conversation, up to the reply it is scored on
 
-
-def choice_context(row: Mapping[str, Any]) -> str:
-    """The prompt format of a multiple-choice row (part of the method version)."""
-    question, context = row.get("question", ""), row.get("context", "")
-    if question and context:
-        return f"{context}\nQuestion: {question}\nAnswer:"
-    if question:
-        return f"Question: {question}\nAnswer:"
-    return context  # a bare context is continued directly, as in HellaSwag-style items
+    def prompt_for(self, chat: ChatTokenizer | None) -> str:
+        """The prompt as training formats the same row (`row_prompt`): the model's chat template, if it has one."""
+        return row_prompt({"messages": list(self.messages)}, chat).prompt if self.messages else self.prompt
 
 
 def encode_pair(backend: Backend, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -149,16 +147,17 @@ class GenerationSuite:
     def run(self, backend: Backend) -> list[dict[str, Any]]:
         """Greedy generation cut at the first stop string; correct if it equals an answer once both are normalized."""
         room = backend.max_length - self.max_new_tokens  # as lm-eval, the prompt keeps its last tokens
-        prompts = [backend.tokenize(item.prompt)[-room:] for item in self.items]
+        texts = [item.prompt_for(backend.chat) for item in self.items]
+        prompts = [backend.tokenize(text)[-room:] for text in texts]
         outputs = backend.generate(prompts, max_new_tokens=self.max_new_tokens, stop=self.stop)
         records = []
-        for item, output in zip(self.items, outputs, strict=True):
+        for item, text, output in zip(self.items, texts, outputs, strict=True):
             cut = min([output.find(s) for s in self.stop if s in output], default=len(output))
             prediction = normalize(output[:cut], self.normalize)
             records.append(
                 {
                     "id": item.id,
-                    "input": item.prompt,
+                    "input": text,
                     "answers": list(item.answers),
                     "output": output[:cut],
                     "prediction": prediction,
@@ -203,7 +202,9 @@ def task_suite(
     if max_new_tokens < 1:
         raise EngineInputError("max_new_tokens must be at least 1", field="max_new_tokens")
     settings = {"normalize": names, "stop": list(stop), "max_new_tokens": max_new_tokens}
-    version = f"gen{GENERATION_METHOD_VERSION}+{_digest([[asdict(item) for item in gen_items], settings])}"
+    # Items without messages digest as they did before chat items existed: their cached scores stay valid.
+    digested = [{k: v for k, v in asdict(item).items() if k != "messages" or v} for item in gen_items]
+    version = f"gen{GENERATION_METHOD_VERSION}+{_digest([digested, settings])}"
     return GenerationSuite(
         id=suite_id, version=version, items=gen_items, normalize=names, stop=tuple(stop), max_new_tokens=max_new_tokens
     )
@@ -219,9 +220,10 @@ def _row_kind(index: int, row: Any) -> str:
         raise EngineInputError("each row must be a JSON object", field=f"row {index}")
     if "choices" in row:
         return "multiple_choice"
-    if "prompt" in row:
+    if "prompt" in row or "messages" in row:
         return "generation"
-    raise EngineInputError('a row needs "choices" (multiple choice) or "prompt" (generation)', field=f"row {index}")
+    raise EngineInputError('a row needs "choices" (multiple choice), or "prompt" or "messages" (generation)',
+                           field=f"row {index}")
 
 
 def _row_id(index: int, row: Mapping[str, Any]) -> str:
@@ -251,11 +253,17 @@ def _choice_item(index: int, item_id: str, row: Mapping[str, Any]) -> ChoiceItem
 
 def _generation_item(index: int, item_id: str, row: Mapping[str, Any]) -> GenerationItem:
     where = f"row {index}"
-    prompt = row["prompt"]
-    if not isinstance(prompt, str) or not prompt:
+    messages = row.get("messages")
+    if messages is not None:
+        shape, problem = row_format({"messages": messages})
+        if shape != "chat":
+            raise EngineInputError(f"must be a chat conversation ({problem})", field=f"{where}.messages")
+        messages = tuple({"role": m["role"], "content": m["content"]} for m in messages)
+    prompt = row.get("prompt", "")
+    if messages is None and (not isinstance(prompt, str) or not prompt):
         raise EngineInputError("must be a non-empty string", field=f"{where}.prompt")
     answer = row.get("answer")
     answers = [answer] if isinstance(answer, str) else answer
     if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
         raise EngineInputError("must be a string or a non-empty list of strings", field=f"{where}.answer")
-    return GenerationItem(id=item_id, prompt=prompt, answers=tuple(answers))
+    return GenerationItem(id=item_id, prompt="" if messages else prompt, answers=tuple(answers), messages=messages or ())

@@ -41,7 +41,7 @@ def hub_processes(host: str, port: str) -> list[Child]:
 
     return [
         Child("web server", web_server_argv(host, port)),
-        worker("uploads", "uploads"),
+        worker("uploads", "uploads,federation"),
         worker("heavy", "builds,evals"),
         # Training holds its worker for minutes: on its own, stack builds and evaluations never wait behind it.
         worker("training", "training"),

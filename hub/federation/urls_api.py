@@ -1,0 +1,12 @@
+"""/api/v1/federation/ routes (names share the `api` namespace, prefixed `federation-`)."""
+
+from django.urls import path
+
+from hub.federation import api
+
+urlpatterns = [
+    path("federation/follows", api.Follows.as_view(), name="federation-follows"),
+    path("federation/follows/<int:follow_id>", api.FollowDetail.as_view(), name="federation-follow"),
+    path("federation/peers", api.Peers.as_view(), name="federation-peers"),
+    path("federation/peers/<int:peer_id>", api.PeerDetail.as_view(), name="federation-peer"),
+]

@@ -1,0 +1,534 @@
+"""Mirroring on one hub: activities built with hub.federation.objects from a real version, its files served by a
+loopback HTTP server standing for the origin hub (127.0.0.2), fed to mirroring.activity_received as F1's inbox does.
+
+Celery runs eagerly here (the task code path, in this process) and on-commit callbacks are executed, so one call
+goes receive -> fetch -> record -> validate -> publish -> announce, as a worker would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from rest_framework.test import APIClient
+
+from hub.accounts.models import User
+from hub.accounts.services import api_token_create, user_sign_up
+from hub.audit.models import AuditEntry
+from hub.catalog.blobstore import get_blob_store
+from hub.catalog.models import Blob, FetchState, Repository, Version, VersionOrigin, VersionState
+from hub.catalog.services import BlobRefused, blob_put_stream
+from hub.catalog.tasks import validate_version
+from hub.celery import app as celery_app
+from hub.federation import mirroring
+from hub.federation.actors import public_url
+from hub.federation.mirroring import MirrorRefused, activity_received
+from hub.federation.models import InboxActivity, OutboxActivity, Peer
+from hub.federation.objects import create_activity, delete_activity, flag_activity
+from hub.moderation.models import BlockedDigest, Report
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Origin:
+    """The origin hub's file server: serves `files[path]` at the path of each file URL, and counts requests."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.requests: list[str] = []
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                origin.requests.append(self.path)
+                body = origin.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+        self.base_url = f"http://127.0.0.2:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def origin_server() -> Iterator[Origin]:
+    origin = Origin()
+    yield origin
+    origin.server.shutdown()
+
+
+@pytest.fixture
+def eager_tasks(settings) -> Iterator[None]:
+    """Tasks run in this process when enqueued (on commit, as on a worker); deliveries, sent by name, are dropped."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    try:
+        yield
+    finally:
+        celery_app.conf.task_always_eager = False
+        celery_app.conf.task_eager_propagates = False
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("federation")
+
+
+@pytest.fixture
+def peer(origin_server) -> Peer:
+    return Peer.objects.create(base_url=origin_server.base_url, actor_url=f"{origin_server.base_url}/federation/actor",
+                               inbox_url=f"{origin_server.base_url}/federation/actor/inbox")
+
+
+def _rebase(url: str, base: str) -> str:
+    parts = urlsplit(url)
+    return f"{base}{parts.path}"
+
+
+class _Discard(Exception):
+    pass
+
+
+@pytest.fixture
+def remote_activity(make_user, make_version, tiny_base_model, make_adapter, origin_server):
+    """`remote_activity(name)`: the Create the origin would send for a real adapter version `alice/<name>`, built
+    in a transaction that is then rolled back, so this hub holds nothing of it and must fetch every file."""
+
+    def build(name: str = "sql-helper", *, validated: bool = False, **adapter_kwargs: object) -> dict:
+        folder = make_adapter(rank=4, alpha=8, **adapter_kwargs)
+        files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        files["README.md"] = (f"---\nlicense: apache-2.0\nbase_model: nomoat/tiny-llama\ntags: [sql]\n---\n\n"
+                              f"# {name}\n\nText to SQL.\n").encode()
+        built: dict = {}
+        with contextlib.suppress(_Discard), transaction.atomic():
+            version = make_version(make_user("alice"), name, files=files, base_model=tiny_base_model,
+                                   state=VersionState.UPLOADED if validated else VersionState.PUBLISHED)
+            if validated:  # as on a real origin: the hub's GGUF, signature and attestations are among its files
+                validate_version(version.pk)
+            built = create_activity(version)
+            raise _Discard
+        obj = built["object"]
+        obj["id"] = obj["url"] = _rebase(obj["id"], origin_server.base_url)
+        obj["repository"]["url"] = _rebase(obj["repository"]["url"], origin_server.base_url)
+        for entry in obj["files"]:
+            entry["url"] = _rebase(entry["url"], origin_server.base_url)
+            path = get_blob_store().local_path(entry["sha256"])
+            origin_server.files[urlsplit(entry["url"]).path] = path.read_bytes()
+            path.unlink()
+        return built
+
+    return build
+
+
+def mirrored(activity: dict) -> Version | None:
+    origin = VersionOrigin.objects.select_related("version__repository__owner").filter(
+        object_id=activity["object"]["id"]).first()
+    return Version.objects.get(pk=origin.version_id) if origin else None
+
+
+def test_a_received_version_is_fetched_validated_and_served_with_its_origin(peer, remote_activity, eager_tasks,
+                                                                           origin_server):
+    activity = remote_activity(validated=True)
+    sent = {f["path"]: f["sha256"] for f in activity["object"]["files"]}
+    assert {"adapter_model.gguf", "model.sig"} <= set(sent)
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    assert version is not None and version.state == VersionState.PUBLISHED, version and version.state_reason
+    held = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
+    assert held["adapter_model.safetensors"] == sent["adapter_model.safetensors"]
+    assert held["model.sig"] != sent["model.sig"]  # this hub validated it again and signed what it validated
+    assert not any("model.sig" in r for r in origin_server.requests)
+    namespace = f"alice__127.0.0.2-{origin_server.server.server_address[1]}"
+    assert version.repository.owner.username == namespace
+    assert not version.repository.owner.has_usable_password()
+    assert version.origin.fetch_state == FetchState.MIRRORED and version.validation_report["ok"]
+
+    detail = APIClient().get(f"/api/v1/adapters/{namespace}/sql-helper/versions/1").json()
+    assert detail["origin"] == {"hub": origin_server.base_url, "url": activity["object"]["id"], "owner": "alice",
+                                "name": "sql-helper", "version": 1}
+    weights = APIClient().get(f"/api/v1/adapters/{namespace}/sql-helper/versions/1/files/adapter_model.safetensors")
+    assert weights.status_code == 200
+    assert b"".join(weights.streaming_content) == origin_server.files[
+        "/api/v1/adapters/alice/sql-helper/versions/1/files/adapter_model.safetensors"]
+    listed = APIClient().get("/api/v1/adapters", {"hub": origin_server.base_url}).json()["results"]
+    assert [r["full_name"] for r in listed] == [f"{namespace}/sql-helper"]
+    assert listed[0]["origin"]["version"] == 1
+    assert APIClient().get("/api/v1/adapters", {"hub": "local"}).json()["results"] == []
+    hf = APIClient().get(f"/api/models/{namespace}/sql-helper").json()
+    assert hf["cardData"]["origin"]["hub"] == origin_server.base_url
+    browse = APIClient().get("/adapters/", {"hub": origin_server.base_url}).content.decode()
+    assert "<h3>Hub</h3>" in browse and f"{namespace}/sql-helper" in browse
+    assert f"{namespace}/sql-helper" not in APIClient().get("/adapters/", {"hub": "local"}).content.decode()
+    page = APIClient().get(f"/adapters/{namespace}/sql-helper/v/1").content.decode()
+    assert f"Mirrored from <a href=\"{origin_server.base_url}\"" in page and "alice/sql-helper v1" in page
+    # The hub re-shares the origin's signed Create with its own followers.
+    announce = OutboxActivity.objects.get(type="Announce")
+    assert announce.data["object"]["object"]["id"] == activity["object"]["id"]
+    offered = {entry["sha256"]: entry["url"] for entry in announce.data["sources"]}
+    assert offered[sent["adapter_model.safetensors"]].endswith(
+        f"/api/v1/adapters/{namespace}/sql-helper/versions/1/files/adapter_model.safetensors")
+
+
+def test_the_same_object_twice_is_one_version_and_update_changes_the_card(peer, remote_activity, eager_tasks,
+                                                                           origin_server):
+    activity = remote_activity()
+    activity_received(peer=peer, activity=activity)
+    fetched = len(origin_server.requests)
+    activity_received(peer=peer, activity=copy.deepcopy(activity))
+    update = {**copy.deepcopy(activity), "type": "Update"}
+    update["object"]["card"] = "# sql-helper\n\nNow with a better card."
+    activity_received(peer=peer, activity=update)
+    assert VersionOrigin.objects.count() == 1 and Version.objects.count() == 1
+    assert len(origin_server.requests) == fetched
+    assert mirrored(activity).card_text.endswith("a better card.")
+
+
+def test_a_tampered_file_is_refused_with_the_reason_and_never_served(peer, remote_activity, eager_tasks,
+                                                                      origin_server):
+    activity = remote_activity("tampered")
+    path = urlsplit(next(f["url"] for f in activity["object"]["files"]
+                         if f["path"] == "adapter_model.safetensors")).path
+    origin_server.files[path] = origin_server.files[path][:-4] + b"evil"
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    assert version.state == VersionState.REJECTED
+    assert version.origin.fetch_state == FetchState.REFUSED
+    assert version.origin.refusal.startswith("adapter_model.safetensors: ")
+    assert "does not match the sha256 the origin published" in version.origin.refusal
+    assert "does not match the sha256" in version.state_reason
+    namespace = version.repository.owner.username
+    served = APIClient().get(f"/api/v1/adapters/{namespace}/tampered/versions/1/files/adapter_model.safetensors")
+    assert served.status_code == 404
+
+
+def test_a_blocked_digest_is_refused_from_a_peer_and_from_a_local_upload(peer, remote_activity, eager_tasks,
+                                                                         make_user):
+    activity = remote_activity("blocked")
+    weights = next(f for f in activity["object"]["files"] if f["path"] == "adapter_model.safetensors")
+    BlockedDigest.objects.create(sha256=weights["sha256"], reason="malware at its origin")
+    activity_received(peer=peer, activity=activity)
+    origin = mirrored(activity).origin
+    assert origin.fetch_state == FetchState.REFUSED and "denylist" in origin.refusal
+    assert not Blob.objects.filter(sha256=weights["sha256"]).exists()
+
+    data = b"some bytes taken down before"
+    BlockedDigest.objects.create(sha256=hashlib.sha256(data).hexdigest(), reason="taken down")
+    with pytest.raises(BlobRefused, match="denylist"):
+        blob_put_stream(stream=io.BytesIO(data))
+    bob = make_user("bob")
+    client = APIClient(headers={"Authorization": f"Bearer {api_token_create(user=bob, name='t', scope='write').raw}"})
+    upload = client.post("/api/v1/adapters/bob/again/versions",
+                         {"files": [SimpleUploadedFile("adapter_model.safetensors", data)]}, format="multipart")
+    assert upload.status_code == 422, upload.content
+    error = upload.json()["error"]
+    assert error["code"] == "blocked_digest" and "denylist" in error["message"]
+
+
+@pytest.mark.parametrize(("policy", "why"), [
+    ({"namespaces_block": ["alice"]}, "blocked namespace"),
+    ({"namespaces_allow": ["carol"]}, "not allowed"),
+    ({"licenses": ["mit"]}, "license"),
+    ({"max_bytes": 100}, "too big"),
+    ({"mode": "metadata"}, "metadata only"),
+])
+def test_peer_policies_keep_versions_out(peer, remote_activity, eager_tasks, origin_server, policy, why):
+    Peer.objects.filter(pk=peer.pk).update(**policy)
+    peer.refresh_from_db()
+    activity = remote_activity("filtered")
+    activity_received(peer=peer, activity=activity)
+    assert mirrored(activity) is None, why
+    assert not any("/filtered/" in r for r in origin_server.requests)
+
+
+def test_items_whose_origin_is_a_blocked_hub_stay_out_even_when_relayed(peer, remote_activity, eager_tasks):
+    activity = remote_activity("relayed")
+    relay = Peer.objects.create(base_url="http://127.0.0.3:9")
+    item = mirroring.parse_version(activity["object"])
+    assert mirroring.policy_refusal(relay, item) is None
+    Peer.objects.filter(pk=peer.pk).update(state="blocked")
+    assert mirroring.policy_refusal(relay, item) == f"its origin {peer.base_url} is a blocked hub here"
+
+
+def test_review_policy_sends_mirrored_versions_to_the_local_queue(peer, remote_activity, eager_tasks):
+    Peer.objects.filter(pk=peer.pk).update(review=True)
+    peer.refresh_from_db()
+    activity = remote_activity("reviewed")
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    assert version.state == VersionState.PENDING_REVIEW and version.review.status == "open"
+
+
+def test_an_item_may_only_come_from_its_origin(peer, remote_activity, eager_tasks):
+    other = Peer.objects.create(base_url="http://127.0.0.3:9")
+    activity = remote_activity("forged")
+    with pytest.raises(MirrorRefused) as refused:
+        activity_received(peer=other, activity=activity)
+    assert refused.value.status == 403 and "only an item's origin hub" in refused.value.message
+    unsigned = {"type": "Announce", "object": activity}
+    with pytest.raises(MirrorRefused, match="proof"):
+        activity_received(peer=other, activity=unsigned)
+    assert mirrored(activity) is None
+
+
+def test_a_takedown_from_the_origin_answers_410_and_blocks_the_digests(peer, remote_activity, eager_tasks,
+                                                                       origin_server):
+    activity = remote_activity("taken")
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    namespace = version.repository.owner.username
+    delete = {"type": "Delete", "object": {"id": activity["object"]["id"], "type": "Tombstone",
+                                           "reason": "license violation"}}
+    stranger = Peer.objects.create(base_url="http://127.0.0.3:9")
+    with pytest.raises(MirrorRefused):
+        activity_received(peer=stranger, activity=delete)
+    assert Version.objects.get(pk=version.pk).state == VersionState.PUBLISHED
+
+    activity_received(peer=peer, activity=delete)
+    version.refresh_from_db()
+    assert version.state == VersionState.UNPUBLISHED and version.origin.fetch_state == FetchState.TAKEN_DOWN
+    for url in (f"/api/v1/adapters/{namespace}/taken/versions/1",
+                f"/api/v1/adapters/{namespace}/taken/versions/1/files/adapter_model.safetensors",
+                f"/api/v1/adapters/{namespace}/taken", f"/adapters/{namespace}/taken/v/1"):
+        answer = APIClient().get(url)
+        assert answer.status_code == 410, (url, answer.status_code)
+        assert "license violation" in answer.content.decode()
+    hf = APIClient().get(f"/api/models/{namespace}/taken")
+    assert hf.status_code == 410 and "license violation" in hf.json()["error"]
+    blocked = set(BlockedDigest.objects.values_list("sha256", flat=True))
+    held = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
+    assert {held["adapter_model.safetensors"], held["adapter_model.gguf"]} <= blocked
+    # Cards and configs are shared byte for byte by unrelated adapters: never denied.
+    assert held["README.md"] not in blocked and held["adapter_config.json"] not in blocked
+    assert AuditEntry.objects.filter(action="takedown.origin", target_id=version.pk).exists()
+    relayed = OutboxActivity.objects.filter(type="Announce").order_by("-created_at").first()
+    assert relayed.data["object"]["type"] == "Delete"
+
+
+def test_our_own_items_relayed_back_are_ignored(peer, make_user, make_version, eager_tasks):
+    version = make_version(make_user("gina"), "homegrown")
+    create = create_activity(version)
+    for activity in (create, {"type": "Announce", "object": create}, delete_activity(version, "spam"),
+                     {"type": "Announce", "object": delete_activity(version, "spam")}):
+        activity_received(peer=peer, activity=activity)  # no origin check refusal, no signature fetch: ignored
+    assert not VersionOrigin.objects.exists() and not BlockedDigest.objects.exists()
+    assert Version.objects.get(pk=version.pk).state == VersionState.PUBLISHED
+
+
+def test_the_same_takedown_twice_is_relayed_once(peer, remote_activity, eager_tasks):
+    activity = remote_activity("twice")
+    activity_received(peer=peer, activity=activity)
+    delete = {"type": "Delete", "object": {"id": activity["object"]["id"], "type": "Tombstone", "reason": "spam"}}
+    activity_received(peer=peer, activity=delete)
+    activity_received(peer=peer, activity=copy.deepcopy(delete))
+    relayed = [a for a in OutboxActivity.objects.filter(type="Announce") if a.data["object"]["type"] == "Delete"]
+    assert len(relayed) == 1
+    assert AuditEntry.objects.filter(action="takedown.origin").count() == 1
+
+
+def test_the_origin_publishing_again_lifts_the_takedown_and_old_activities_replayed_change_nothing(
+        peer, remote_activity, eager_tasks):
+    activity = remote_activity("back")
+    activity["published"] = "2026-01-01T10:00:00Z"
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    namespace = version.repository.owner.username
+    url = f"/api/v1/adapters/{namespace}/back/versions/1/files/adapter_model.safetensors"
+    delete = {"type": "Delete", "published": "2026-01-02T10:00:00Z",
+              "object": {"id": activity["object"]["id"], "type": "Tombstone", "reason": "license unclear"}}
+    activity_received(peer=peer, activity=delete)
+    assert APIClient().get(url).status_code == 410
+    activity_received(peer=peer, activity=copy.deepcopy(activity))  # the old Create, replayed: still gone
+    assert APIClient().get(url).status_code == 410 and BlockedDigest.objects.exists()
+
+    again = {**copy.deepcopy(activity), "published": "2026-01-03T10:00:00Z"}
+    activity_received(peer=peer, activity=again)
+    assert APIClient().get(url).status_code == 200
+    assert not BlockedDigest.objects.exists()
+    assert Version.objects.get(pk=version.pk).origin.fetch_state == FetchState.MIRRORED
+    activity_received(peer=peer, activity=copy.deepcopy(delete))  # the old Delete, replayed: still served
+    assert APIClient().get(url).status_code == 200
+
+
+def test_review_policy_for_takedowns_opens_a_report(peer, remote_activity, eager_tasks):
+    Peer.objects.filter(pk=peer.pk).update(takedowns="review")
+    peer.refresh_from_db()
+    activity = remote_activity("disputed")
+    activity_received(peer=peer, activity=activity)
+    activity_received(peer=peer, activity={"type": "Delete", "object": {
+        "id": activity["object"]["id"], "type": "Tombstone", "reason": "spam"}})
+    version = mirrored(activity)
+    assert version.state == VersionState.PUBLISHED
+    report = Report.objects.get(target_id=version.pk)
+    assert "taken down at its origin" in report.comment and "spam" in report.comment
+
+
+def test_a_flag_from_a_peer_reports_a_local_item(peer, make_user, make_version, eager_tasks):
+    version = make_version(make_user("dora"), "local-thing")
+    flag = flag_activity(object_id=create_activity(version)["object"]["id"], reason="spam", comment="it is spam")
+    assert flag["object"][0].startswith(public_url())
+    activity_received(peer=peer, activity=flag)
+    report = Report.objects.get(target_id=version.pk)
+    assert report.reason == "spam" and "it is spam" in report.comment
+    assert report.reporter.username.endswith("__hub") and not report.reporter.has_usable_password()
+
+
+def test_a_flag_on_a_mirrored_item_is_for_its_origin_not_for_us(peer, remote_activity, eager_tasks):
+    activity = remote_activity("not-ours")
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    local_page = f"{public_url()}/adapters/{version.repository.owner.username}/not-ours/v/1"
+    activity_received(peer=peer, activity=flag_activity(object_id=local_page, reason="spam", comment="spam"))
+    activity_received(peer=peer, activity=flag_activity(object_id=activity["object"]["id"], reason="spam",
+                                                        comment="spam"))
+    assert not Report.objects.exists()
+
+
+def test_a_local_report_on_a_mirrored_item_flags_the_origin(peer, remote_activity, eager_tasks, make_user):
+    activity = remote_activity("flagged")
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    from hub.moderation.services.reports import report_create
+
+    report_create(reporter=make_user("erin"), kind="adapter", target_id=version.pk, reason="harmful",
+                  comment="harmful output")
+    flag = OutboxActivity.objects.get(type="Flag")
+    assert flag.data["object"] == [activity["object"]["id"]] and flag.data["reason"] == "harmful"
+    assert flag.data["to"] == [peer.actor_url]
+
+
+def test_local_usernames_may_not_contain_the_mirror_separator():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        user_sign_up(username="alice__127.0.0.2-8001", email="a@example.org", password="correct-horse-battery")
+    assert "“__”" in str(refused.value) and "mirrored" in str(refused.value)
+    assert not User.objects.filter(username__contains="__").exists()
+
+
+def test_local_publication_and_takedown_go_out_as_create_and_delete(make_user, make_version, eager_tasks):
+    from hub.catalog.services import announce_published
+    from hub.moderation.models import TakedownKind
+    from hub.moderation.services.takedowns import withdraw
+    from hub.moderation.targets import target_of_version
+
+    version = make_version(make_user("frank"), "released")
+    announce_published(version.pk)
+    create = OutboxActivity.objects.get(type="Create")
+    assert create.data["object"]["id"] == delete_activity(version, "x")["object"]["id"]
+    assert create.data["object"]["files"] and "<a href=" in create.data["object"]["content"]
+    with transaction.atomic():
+        withdraw(target_of_version(version), kind=TakedownKind.UNPUBLISHED, by=None, reason="license violation")
+    delete = OutboxActivity.objects.get(type="Delete")
+    assert delete.data["object"]["type"] == "Tombstone" and delete.data["object"]["reason"] == "license violation"
+    assert Repository.objects.filter(origin__isnull=True).count() == 1
+    assert mirroring.mirror_namespace("frank", "http://127.0.0.2:8001") == "frank__127.0.0.2-8001"
+    assert mirroring.mirror_namespace("frank", "http://[::1]:8001") == "frank__1-8001"
+
+
+def test_a_delete_that_overtakes_its_create_is_not_lost(peer, remote_activity, eager_tasks):
+    activity = remote_activity("overtaken")
+    delete = {"id": f"{peer.base_url}/federation/activities/1", "type": "Delete",
+              "object": {"id": activity["object"]["id"], "type": "Tombstone", "reason": "withdrawn by its author"}}
+    InboxActivity.objects.create(activity_id=delete["id"], peer=peer, actor_url=peer.actor_url, type="Delete",
+                                 data=delete)  # received while the Create was still being caught up with
+    activity_received(peer=peer, activity=delete)
+    activity_received(peer=peer, activity=activity)
+    assert mirrored(activity) is None
+
+
+def test_a_takedown_during_review_withdraws_the_version_when_approved(peer, remote_activity, eager_tasks, make_user):
+    from hub.accounts.models import Role
+    from hub.moderation.services.review import review_item_decide
+
+    Peer.objects.filter(pk=peer.pk).update(review=True)
+    peer.refresh_from_db()
+    activity = remote_activity("late")
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    activity_received(peer=peer, activity={"type": "Delete", "object": {
+        "id": activity["object"]["id"], "type": "Tombstone", "reason": "license violation"}})
+    assert Version.objects.get(pk=version.pk).state == VersionState.PENDING_REVIEW
+    review_item_decide(item_id=version.review.pk, moderator=make_user("mod", role=Role.MODERATOR), decision="approve")
+    version.refresh_from_db()
+    assert version.state == VersionState.UNPUBLISHED and "license violation" in version.state_reason
+    answer = APIClient().get(f"/api/v1/adapters/{version.repository.owner.username}/late/versions/1")
+    assert answer.status_code == 410
+
+
+def test_files_come_from_any_source_that_has_the_right_bytes(peer, remote_activity, origin_server):
+    activity = remote_activity("elsewhere")
+    item = mirroring.parse_version(activity["object"])
+    weights = next(f for f in item.files if f.path == "adapter_model.safetensors")
+    good = origin_server.files.pop(urlsplit(weights.url).path)
+    origin_server.files["/evil/copy"] = good[:-1] + b"!"
+    origin_server.files["/good/copy"] = good
+    blobs, refusal = mirroring.fetch_files(item, {weights.sha256: [f"{peer.base_url}/evil/copy"]})
+    assert "adapter_model.safetensors" in refusal and "answered HTTP 404" in refusal and "does not match" in refusal
+    assert not Blob.objects.filter(sha256=weights.sha256).exists()
+    blobs, refusal = mirroring.fetch_files(item, {weights.sha256: [f"{peer.base_url}/evil/copy",
+                                                                   f"{peer.base_url}/good/copy"]})
+    assert refusal == "" and blobs["adapter_model.safetensors"].sha256 == weights.sha256
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"repository": {"owner": "bob__evil", "name": "x"}}, "object.repository.owner"),
+    ({"repository": {"owner": "bob", "name": "../x"}}, "object.repository.name"),
+    ({"kind": "stack"}, "object.kind"),
+    ({"files": [{"path": "a", "sha256": "00", "size": 1, "url": "http://127.0.0.2/a"}]}, "object.files[0].sha256"),
+    ({"files": [{"path": "a", "sha256": "0" * 64, "size": 1, "url": "file:///etc/passwd"}]}, "object.files[0].url"),
+    ({"version": "1"}, "object.version"),
+    ({"files": [{"path": "../../etc/passwd", "sha256": "0" * 64, "size": 1, "url": "http://127.0.0.2/a"}]},
+     "object.files[0].path"),
+    ({"id": "javascript:alert(1)"}, "object.id"),
+    ({"files": []}, "object.files"),
+])
+def test_malformed_objects_are_refused_naming_the_field(change, field):
+    one = [{"path": "a", "sha256": "0" * 64, "size": 1, "url": "http://127.0.0.2/a"}]
+    obj = {"type": "Document", "id": "http://127.0.0.2:1/adapters/bob/x/v/1", "kind": "adapter", "version": 1,
+           "repository": {"owner": "bob", "name": "x"}, "files": one, **change}
+    with pytest.raises(MirrorRefused) as refused:
+        mirroring.parse_version(obj)
+    assert refused.value.message.startswith(field)
+
+
+def test_a_link_that_is_not_http_is_never_kept():
+    obj = {"type": "Document", "id": "http://127.0.0.2:1/adapters/bob/x/v/1", "kind": "adapter", "version": 1,
+           "repository": {"owner": "bob", "name": "x", "url": "javascript:alert(1)"},
+           "files": [{"path": "a", "sha256": "0" * 64, "size": 1, "url": "http://127.0.0.2/a"}]}
+    assert mirroring.parse_version(obj).repository_url == obj["id"]
+    announce = {"sources": [{"sha256": "a" * 64, "url": "file:///etc/passwd"},
+                            {"sha256": "A" * 64, "url": "http://127.0.0.3/x"}]}
+    assert mirroring.announced_sources(announce) == {"a" * 64: ["http://127.0.0.3/x"]}
+
+
+def test_a_stack_of_a_mirrored_adapter_has_the_hash_it_has_at_the_origin(peer, remote_activity, eager_tasks,
+                                                                          origin_server, make_user, make_version,
+                                                                          tiny_base_model):
+    from hub.stacks.services import stack_recipe_resolve
+
+    activity = remote_activity("stackable")
+    activity_received(peer=peer, activity=activity)
+    mirror = mirrored(activity)
+    # The origin's own copy: the same files under alice/stackable (as alice's hub holds it).
+    files = {f["path"]: origin_server.files[urlsplit(f["url"]).path] for f in activity["object"]["files"]}
+    make_version(make_user("alice"), "stackable", files=files, base_model=tiny_base_model)
+
+    def recipe_of(name: str):
+        return stack_recipe_resolve(request={
+            "base_model": "nomoat/tiny-llama", "method": "linear", "output": {"type": "merged", "dtype": "fp32"},
+            "adapters": [{"adapter": name, "weight": 0.5}]})[0]
+
+    here, there = recipe_of(f"{mirror.repository.owner.username}/stackable@1"), recipe_of("alice/stackable@1")
+    assert [a.ref for a in here.adapters] == [f"{mirror.repository.owner.username}/stackable@1"]  # resolvable here
+    assert here.hash == there.hash  # the hash is over content: the same on the origin and on every mirror

@@ -228,7 +228,8 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
     return (
         versions_visible_to(user)
         .filter(repository=repository)
-        .select_related("base_model", "created_by", "repository__owner")  # str(version) names its repository
+        # str(version) names its repository; the API names a mirrored version's origin
+        .select_related("base_model", "created_by", "repository__owner", "repository__origin", "origin")
         .prefetch_related("tags", files_with_blobs("files", VersionFile), "training_datasets__owner",
                           "parent_versions__repository__owner")
         .order_by("-number")

@@ -195,11 +195,11 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
     A repository or revision the caller may not see answers as a missing one; a taken-down repository says why,
     as the catalog's own routes do.
     """
-    repo = (Repository.objects.select_related("owner")
+    repo = (Repository.objects.select_related("owner", "origin")
             .filter(kind=KIND_OF[repo_type], owner__username=namespace, name=name).first())
     if repo is None:
         return None
-    visible = list(versions_visible_to(user).filter(repository=repo).order_by("-number"))
+    visible = list(versions_visible_to(user).filter(repository=repo).select_related("origin").order_by("-number"))
     if not visible:
         withdrawal = withdrawal_of(repo.versions.all())
         if withdrawal:
@@ -220,7 +220,8 @@ def catalog_repositories(*, user: User | AnonymousUser, repo_type: str, search: 
     for tag in tags:
         tagged = versions_visible_to(user).filter(repository=OuterRef("pk"), tags__name=tag.lower())
         repos = repos.filter(Exists(tagged))
-    versions = versions_visible_to(user).order_by("-number").prefetch_related("tags", "files__blob")
+    versions = (versions_visible_to(user).order_by("-number").select_related("origin")  # cardData names an origin
+                .prefetch_related("tags", "files__blob"))
     return repos.prefetch_related(Prefetch("versions", queryset=versions, to_attr="visible_versions"))
 
 

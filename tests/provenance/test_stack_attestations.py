@@ -10,7 +10,7 @@ from hub.accounts.services import api_token_create
 from hub.provenance.keys import public_keys
 from hub.provenance.signing import version_sign
 from tests.stacks.test_stacks_api import download, wait_ready
-from workers.engine.signing import QUANTIZATION, STACK_BUILD, VERIFICATION, verify_folder
+from workers.engine.signing import EVALUATION, QUANTIZATION, STACK_BUILD, VERIFICATION, verify_folder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,8 @@ def test_a_quantized_stack_attests_its_quantization_and_gates(celery_worker, mak
 
     result = verify_folder(folder, public_keys())
     kinds = {item["predicateType"]: item["predicate"] for item in result.statements}
-    assert set(kinds) == {STACK_BUILD, QUANTIZATION, VERIFICATION}
+    # The worker may already have evaluated the ready stack and attested that too (tests/evals cover it).
+    assert set(kinds) - {EVALUATION} == {STACK_BUILD, QUANTIZATION, VERIFICATION}
     build = kinds[STACK_BUILD]
     assert build["recipe_hash"] == stack["recipe_hash"] and build["builder"]["engine_version"]
     assert build["adapters"][0]["ref"] == "alice/sql@1" and build["adapters"][0]["uploaded_by"] == "alice"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
+
 from hub.catalog.models import BaseModel, RepoKind, Version, VersionState
 from hub.evals.models import EvalRun, RunState
 from hub.evals.subjects import adapter_subject, base_subjects
@@ -128,11 +130,13 @@ class Runs:
 
 def latest_published_versions(base_model: BaseModel, repository_ids: Iterable[int] | None = None) -> dict[int, Version]:
     """Each adapter repository's latest published version for this base (or those repositories), by repository id."""
-    versions = Version.objects.filter(repository__kind=RepoKind.ADAPTER, base_model=base_model,
-                                      state=VersionState.PUBLISHED)
+    published = Version.objects.filter(repository__kind=RepoKind.ADAPTER, base_model=base_model,
+                                       state=VersionState.PUBLISHED)
     if repository_ids is not None:
-        versions = versions.filter(repository_id__in=repository_ids)
-    versions = (versions
+        published = published.filter(repository_id__in=repository_ids)
+    # Only the newest of each repository is loaded (with its files): older versions are most of the rows.
+    newest = published.filter(repository=OuterRef("repository")).order_by("-number").values("number")[:1]
+    versions = (published.filter(number=Subquery(newest))
                 .select_related("repository__owner", "base_model")
                 .prefetch_related("files__blob", "base_model__files__blob").order_by("repository_id", "-number"))
     latest: dict[int, Version] = {}

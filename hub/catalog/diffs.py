@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from hub.catalog import previews
 from hub.catalog.models import Version, VersionFile
+from hub.catalog.validation import is_hub_made
 
 CONTEXT_LINES = 3
 MAX_DIFF_LINES = 1500  # per file: longer diffs are cut, with a note and the two files' links
@@ -106,7 +107,8 @@ def versions_compare(older: Version, newer: Version) -> VersionDiff:
         status = ("added" if old is None else "removed" if new is None
                   else "same" if old.blob_id == new.blob_id else "changed")
         files.append(FileChange(path, status, old, new))
+    # The hub's own signatures and attestations differ on every version: listed by digest, not compared line by line.
     texts = [text_diff(change.path, _text(change.old), _text(change.new)) for change in files
-             if change.status != "same" and change.path != CARD_PATH
+             if change.status != "same" and change.path != CARD_PATH and not is_hub_made(change.path)
              and all(previews.is_viewable(f) for f in (change.old, change.new) if f is not None)]
     return VersionDiff(older, newer, files, text_diff(CARD_PATH, older.card_text, newer.card_text), texts)

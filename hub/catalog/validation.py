@@ -15,13 +15,18 @@ from workers.engine.archive import ArchiveLimits, extract_upload, is_archive
 from workers.engine.checks import Check, ValidationReport
 from workers.engine.errors import EngineInputError
 from workers.engine.gguf_adapter import export_gguf_lora
-from workers.engine.signing import ATTESTATIONS_FILE, SIGNATURE_FILE
+from workers.engine.signing import ATTESTATIONS_FILE, SIGNATURE_FILE, is_later_attestation
 from workers.engine.validation import validate_upload
 
 ADAPTER_GGUF = "adapter_model.gguf"
 # Files the hub adds to a version after validation (the GGUF LoRA, then the signature and attestations): never part
 # of what the uploader sent, so a commit building on a version and an attestation of the upload leave them out.
 HUB_MADE_FILES = frozenset({ADAPTER_GGUF, SIGNATURE_FILE, ATTESTATIONS_FILE})
+
+
+def is_hub_made(path: str) -> bool:
+    """A file the hub wrote into a version (GGUF, signature, attestations), not one its uploader sent."""
+    return path in HUB_MADE_FILES or is_later_attestation(path)
 
 
 def upload_limits() -> ArchiveLimits:

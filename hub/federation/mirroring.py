@@ -57,7 +57,7 @@ from hub.catalog.services import (
     version_record_validation,
 )
 from hub.catalog.uploads import UploadError, check_upload_path, check_upload_sizes
-from hub.catalog.validation import HUB_MADE_FILES
+from hub.catalog.validation import is_hub_made
 from hub.core.errors import ServiceError
 from hub.federation.actors import public_url
 from hub.federation.models import InboxActivity, Peer, PeerMode, PeerState, TakedownPolicy
@@ -153,7 +153,7 @@ def parse_version(obj: object) -> RemoteVersion:
             path = check_upload_path(str(_field(entry, "path", str, f"object.files[{i}]")))
         except UploadError as exc:
             raise MirrorRefused(f"object.files[{i}].path: {exc.message}") from None
-        if path in HUB_MADE_FILES or is_later_attestation(path):
+        if is_hub_made(path):
             continue  # made by the origin hub (GGUF, signature, attestations): this hub makes its own
         parsed.append(RemoteFile(path=path, sha256=sha256, size=int(_field(entry, "size", int, f"object.files[{i}]")),
                                  url=url))

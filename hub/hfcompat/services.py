@@ -46,11 +46,10 @@ from hub.catalog.uploads import (
     upload_session_discard,
     upload_version,
 )
-from hub.catalog.validation import HUB_MADE_FILES
+from hub.catalog.validation import is_hub_made
 from hub.core.errors import ServiceError
 from hub.hfcompat.errors import ENTRY_NOT_FOUND, REPO_NOT_FOUND, REVISION_NOT_FOUND, HubError
 from hub.hfcompat.selectors import KIND_OF, MAIN
-from workers.engine.signing import is_later_attestation
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 LFS_URL_SALT = "hfcompat.lfs-upload"
@@ -139,7 +138,7 @@ def uploaded_files(version: Version | None) -> dict[str, Blob]:
     if version is None:
         return {}
     return {f.path: f.blob for f in version.files.select_related("blob")
-            if f.path not in HUB_MADE_FILES and not is_later_attestation(f.path)}
+            if not is_hub_made(f.path)}
 
 
 # --- the Git LFS batch API and the upload URLs it hands out ---------------------------------------------------------

@@ -54,7 +54,7 @@ test: install lint
 		$(BIN)/pytest -p no:cacheprovider -m embedded
 
 test-fast: install
-	$(BIN)/pytest -m "not smollm2 and not browser" -x -q
+	$(BIN)/pytest -m "not smollm2 and not browser and not cluster and not federation" -x -q
 
 bench: install
 	$(BIN)/python bench/stack_build.py

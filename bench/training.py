@@ -139,10 +139,12 @@ def main() -> None:
             results[mode].append(json.loads(child.stdout.strip().splitlines()[-1]))
     print(f"{args.model}: {args.steps} steps, batch {args.batch_size}, {args.threads} threads, "
           f"median of {args.repeats}")
-    for mode, runs in results.items():
-        rate = statistics.median(r["tokens_per_second"] for r in runs)
-        memory = statistics.median(r["peak_rss_mb"] for r in runs)
+    medians = {mode: (statistics.median(r["tokens_per_second"] for r in runs),
+                      statistics.median(r["peak_rss_mb"] for r in runs)) for mode, runs in results.items()}
+    for mode, (rate, memory) in medians.items():
         print(f"  {mode:8s} {rate:10.1f} tokens/s   peak RSS {memory:8.1f} MB")
+    (ours_rate, ours_memory), (trainer_rate, trainer_memory) = medians["ours"], medians["trainer"]
+    print(f"  ratio ours/trainer: throughput {ours_rate / trainer_rate:.2f}x, peak RSS {ours_memory / trainer_memory:.2f}x")
 
 
 if __name__ == "__main__":

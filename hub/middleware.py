@@ -4,11 +4,16 @@ A NUL character in the path, the query string or a form post is refused before a
 cannot hold one, so every filter on it fails (and a streamed response fails mid-body, after its 200). The hub's
 known refusals (ApiError, the services' errors, an oversized body) raised where no handler turns them into a
 response, as in a page calling a helper it shares with the API, answer with their own status: JSON in the error
-format of the API view that raised them, an error page otherwise.
+format of the API view that raised them, an error page otherwise. An outage (the database or the blob store cannot
+be reached: hub/core/outages.py) answers 503 with Retry-After, its page rendered without touching the database.
+
+`ContentETagMiddleware` gives every non-streamed GET answer a weak ETag of its body, which Django's
+ConditionalGetMiddleware (just outside it) compares with If-None-Match to answer 304.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http
 from collections.abc import Callable
 from urllib.parse import unquote
@@ -17,13 +22,16 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import get_template
 from django.urls import Resolver404, resolve
+from django.utils.cache import cc_delim_re, patch_vary_headers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from hub.api.errors import ApiError, as_api_error, page_not_found
 from hub.api.errors import exception_handler as api_exception_handler
 from hub.core.errors import ServiceError
+from hub.core.outages import outage_of
 
 
 class ClientErrorMiddleware:
@@ -73,7 +81,8 @@ def known_error(exc: Exception) -> ApiError | None:
         return exc
     if isinstance(exc, ServiceError):
         return as_api_error(exc)
-    return None
+    outage = outage_of(exc)
+    return None if outage is None else as_api_error(outage)
 
 
 def _refused_body(exc: SuspiciousOperation) -> ApiError:
@@ -101,9 +110,13 @@ def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
     view_class = _api_view(request)
     if view_class is None and not request.path.startswith("/api/"):
         status = error.status_code
-        page = render(request, "404.html" if status == 404 else "error.html", {
-            "status": status, "title": http.HTTPStatus(status).phrase, "exception": str(error.detail),
-        }, status=status)
+        context = {"status": status, "title": http.HTTPStatus(status).phrase, "exception": str(error.detail)}
+        if status == 503:
+            # Without the request's context processors: the signed-in user and their notifications are read from
+            # the database, which may be what is down.
+            page = HttpResponse(get_template("error.html").render(context), status=status)
+        else:
+            page = render(request, "404.html" if status == 404 else "error.html", context, status=status)
         if getattr(error, "wait", None):
             page["Retry-After"] = str(error.wait)
         return page
@@ -113,3 +126,21 @@ def error_response(request: HttpRequest, error: ApiError) -> HttpResponse:
     response.accepted_media_type = JSONRenderer.media_type
     response.renderer_context = {}
     return response.render()
+
+
+class ContentETagMiddleware:
+    """A weak ETag from the body's digest (weak: a proxy that compresses the body keeps it valid), and Vary on
+    what decides the body besides the URL: the caller's token or session (an owner sees drafts) and Accept."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method != "GET" or response.streaming or response.has_header("ETag") or any(
+                part.lower() == "no-store" for part in cc_delim_re.split(response.get("Cache-Control", ""))):
+            return response
+        digest = hashlib.blake2b(response.content, digest_size=16).hexdigest()
+        response["ETag"] = f'W/"{digest}"'
+        patch_vary_headers(response, ("Authorization", "Cookie"))
+        return response

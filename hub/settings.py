@@ -101,13 +101,15 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Anonymous catalog reads answered from the shared cache (hub/core/anoncache.py; ANONYMOUS_CACHE_VIEWS): first,
+    # so a hit costs almost nothing and what it stores carries every header the middleware below adds.
+    "hub.core.anoncache.AnonymousReadCacheMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on every response, with a per-request nonce for inline scripts (CONTENT_SECURITY_POLICY).
     "csp.middleware.CSPMiddleware",
-    # ETag from the body of every non-streamed GET, and 304 when the client already has it (lists and details).
+    # 304 when the client already has the answer: lists and details get a weak ETag of their body just below.
     "django.middleware.http.ConditionalGetMiddleware",
-    # Anonymous catalog reads answered from the shared cache (hub/core/anoncache.py; ANONYMOUS_CACHE_VIEWS).
-    "hub.core.anoncache.AnonymousReadCacheMiddleware",
+    "hub.middleware.ContentETagMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,6 +151,15 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # process read while a worker writes.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-nomoat.sqlite3")}
     DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30}
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A stopped or unreachable server fails a request within this many seconds (a 503, hub/core/outages.py) instead
+    # of holding it; a connection kept past a request (CONN_MAX_AGE) is checked before it is reused, so service
+    # resumes by itself once PostgreSQL is back.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT_SECONDS", 5))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# While the database or the blob store cannot be reached, requests answer 503 with this Retry-After (seconds).
+OUTAGE_RETRY_AFTER_SECONDS = env_int("OUTAGE_RETRY_AFTER_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -171,6 +182,14 @@ BLOB_STORE = env_str("BLOB_STORE", f"file://{DATA_DIR / 'blobs'}")
 S3_ENDPOINT_URL = env_str("S3_ENDPOINT_URL", "") or None
 S3_REGION = env_str("S3_REGION", "us-east-1")
 S3_PRESIGN_DOWNLOADS = env_bool("S3_PRESIGN_DOWNLOADS", False)
+# With the file store behind nginx: downloads answer `X-Accel-Redirect: <this prefix><path in the store>` and nginx
+# sends the bytes (deploy/nginx.conf's `location /_blobs/`). Empty: the hub streams them itself.
+BLOB_ACCEL_REDIRECT = env_str("BLOB_ACCEL_REDIRECT", "")
+# Bounds on each S3 call, so a request never hangs on an unreachable store (it answers 503 instead): seconds to
+# connect, seconds without a byte while reading, and attempts in all (boto3's standard retry mode, with backoff).
+S3_CONNECT_TIMEOUT_SECONDS = env_float("S3_CONNECT_TIMEOUT_SECONDS", 3)
+S3_READ_TIMEOUT_SECONDS = env_float("S3_READ_TIMEOUT_SECONDS", 30)
+S3_MAX_ATTEMPTS = env_int("S3_MAX_ATTEMPTS", 3)
 BLOB_CACHE_DIR = Path(env_str("BLOB_CACHE_DIR", str(DATA_DIR / "blob-cache")))
 # Where workers keep unpacked models between tasks (a cache: safe to delete).
 WORK_DIR = Path(env_str("NOMOAT_WORK_DIR", str(DATA_DIR / "work")))
@@ -439,7 +458,7 @@ ANONYMOUS_CACHE_VIEWS = frozenset({
     "hub.catalog.api.BaseModelList", "hub.catalog.api.BaseModelDetail", "hub.catalog.api.RepositoryList",
     "hub.catalog.api.RepositoryDetail", "hub.catalog.api.VersionListUpload", "hub.catalog.api.VersionDetail",
     "hub.catalog.api.VersionFileList", "hub.hfcompat.views.RepoList", "hub.hfcompat.views.RepoInfo",
-    "hub.hfcompat.views.RepoTree",
+    "hub.hfcompat.views.RepoTree", "hub.hfcompat.views.ResolveFile", "hub.catalog.api.VersionFileDownload",
 })
 STACK_BUILDS_CONCURRENT_PER_USER = env_int("STACK_BUILDS_CONCURRENT_PER_USER", 2)
 AUTHENTICATION_BACKENDS = ["hub.accounts.backends.ThrottledModelBackend"]

@@ -2,7 +2,10 @@
 
 Requests that are safe to repeat (GET, PUT of a chunk at an offset, and POSTs the caller marks
 idempotent) are retried on connection errors and 5xx answers. Other POSTs are retried only when
-the connection could not be opened at all, so a version is never uploaded twice.
+the connection could not be opened at all, so a version is never uploaded twice, or when the hub
+answered 503 with Retry-After: its database or blob store is down and nothing of the request was
+recorded. While the hub says so, the client comes back when it asks, for up to OUTAGE_WAIT_SECONDS,
+so a push rides out an outage of the hub's database or object store and then completes.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 ATTEMPTS = 5
 BACKOFF_SECONDS = 0.5  # doubled after each failed attempt: 0.5, 1, 2, 4
 TIMEOUT_SECONDS = (10, 120)  # (connect, read)
+OUTAGE_WAIT_SECONDS = 300.0  # how long to keep coming back while the hub answers 503 with Retry-After
+MAX_RETRY_AFTER_SECONDS = 30.0  # a longer Retry-After is shortened to this
 
 
 class NetworkError(CliError):
@@ -35,17 +40,27 @@ class NetworkError(CliError):
 
 
 def with_retries(call: Callable[[], T], *, retry_on: Callable[[Exception], bool]) -> T:
-    """Run `call`, retrying with exponential backoff while `retry_on(error)` says the error is transient."""
-    delay = BACKOFF_SECONDS
-    for attempt in range(1, ATTEMPTS + 1):
+    """Run `call`, retrying while `retry_on(error)` says the error is transient: after the answer's Retry-After
+    (for up to OUTAGE_WAIT_SECONDS in all) when it has one, else with exponential backoff, ATTEMPTS times."""
+    delay, failures, outage_ends = BACKOFF_SECONDS, 0, None
+    while True:
         try:
             return call()
         except (NetworkError, ApiError) as exc:
-            if attempt == ATTEMPTS or not retry_on(exc):
+            if not retry_on(exc):
                 raise
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")
+            wait = getattr(exc, "retry_after", None)
+            if wait is None:
+                failures += 1
+                if failures == ATTEMPTS:
+                    raise
+                wait, delay = delay, delay * 2
+            else:
+                outage_ends = outage_ends or time.monotonic() + OUTAGE_WAIT_SECONDS
+                wait = min(max(wait, BACKOFF_SECONDS), MAX_RETRY_AFTER_SECONDS)
+                if time.monotonic() + wait > outage_ends:
+                    raise
+        time.sleep(wait)
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:
@@ -82,7 +97,11 @@ def error_from(response: requests.Response) -> ApiError:
     except (ValueError, KeyError, TypeError):
         message, code = f"HTTP {response.status_code} {response.reason or ''} from {response.request.method} " \
                         f"{response.url}", ""
-    return ApiError(message, status=response.status_code, code=code)
+    try:
+        retry_after = float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        retry_after = None  # absent, or an HTTP date (the hub sends seconds)
+    return ApiError(message, status=response.status_code, code=code, retry_after=retry_after)
 
 
 class Client:
@@ -120,7 +139,10 @@ class Client:
         def transient(exc: Exception) -> bool:
             if isinstance(exc, NetworkError):
                 return idempotent or not exc.connected
-            return idempotent and isinstance(exc, ApiError) and exc.status in RETRY_STATUSES
+            if not isinstance(exc, ApiError) or exc.status not in RETRY_STATUSES:
+                return False
+            # A 503 with Retry-After is the hub saying that nothing was recorded: safe to send again as it is.
+            return idempotent or (exc.status == 503 and exc.retry_after is not None)
 
         return with_retries(send, retry_on=transient)
 

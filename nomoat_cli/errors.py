@@ -29,7 +29,8 @@ class CliError(Exception):
 class ApiError(CliError):
     """An HTTP error answer; `status` and the hub's stable `code` let callers react to specific ones."""
 
-    def __init__(self, message: str, *, status: int, code: str = "") -> None:
+    def __init__(self, message: str, *, status: int, code: str = "", retry_after: float | None = None) -> None:
         super().__init__(message, ExitCode.API)
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds, from the answer's Retry-After header

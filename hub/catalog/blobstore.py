@@ -3,6 +3,12 @@
 Writes are atomic (a temporary object, the hash verified, then committed under its address),
 streamed in chunks, and reads take byte ranges. Two backends share one interface: the local
 filesystem (the embedded default) and S3 through boto3 (any S3-protocol server).
+
+A store that cannot be reached (S3's connection errors, timeouts and 5xx answers after boto3's bounded retries; a
+file store whose directory is gone or failing, as when its volume is unmounted) raises BlobStoreUnavailable, which
+requests answer with 503 and Retry-After. A blob is always written before the rows that name it, so an outage
+leaves at most a blob that no row names yet: harmless, since content is stored under its own hash and the next
+upload of the same bytes reuses it instead of storing it twice.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlparse
 
+from hub.core.errors import ServiceUnavailable
 from workers.engine.fsutil import atomic_writer
 
 CHUNK_BYTES = 1 << 20
@@ -34,6 +41,18 @@ class BlobNotFound(FileNotFoundError):
 
 class BlobIntegrityError(ValueError):
     pass
+
+
+class BlobStoreUnavailable(ServiceUnavailable):
+    code = "blob_store_unavailable"
+
+    def __init__(self, where: str, doing: str, cause: BaseException) -> None:
+        from django.conf import settings
+
+        wait = settings.OUTAGE_RETRY_AFTER_SECONDS
+        unrecorded = "; nothing was recorded" if doing.startswith("storing") else ""
+        super().__init__(f"the blob store ({where}) cannot be reached while {doing} ({type(cause).__name__}: {cause})"
+                         f"{unrecorded}: try again in {wait} s", retry_after=wait)
 
 
 @dataclass(frozen=True)
@@ -81,24 +100,43 @@ class FileBlobStore(BlobStoreBase):
         sha256 = _check_address(sha256)
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
+    def _unavailable(self, doing: str, cause: OSError) -> BlobStoreUnavailable:
+        return BlobStoreUnavailable(f"the directory {self.root}", doing, cause)
+
+    def _missing(self, sha256: str) -> Exception:
+        """Why a blob's file is not there: the blob is unknown, or the whole store is gone (its volume unmounted)."""
+        if not (self.root / "tmp").is_dir():
+            return self._unavailable("reading", FileNotFoundError(f"{self.root / 'tmp'} is missing"))
+        return BlobNotFound(sha256)
+
     def put_stream(self, stream: BinaryIO, *, expected_sha256: str | None = None) -> StoredBlob:
-        fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.root / "tmp", suffix=".part")
+        except OSError as exc:
+            raise self._unavailable("storing a file", exc) from exc
         try:
             with os.fdopen(fd, "wb") as out:
-                blob = _spool(stream, out)
-                out.flush()
-                os.fsync(out.fileno())
+                # Only the store's own writes mean the store failed; the source's read errors stay what they are.
+                blob = _spool(stream, _StoreWrites(out, lambda exc: self._unavailable("storing a file", exc)))
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as exc:
+                    raise self._unavailable("storing a file", exc) from exc
             self._verify(blob, expected_sha256)
             final = self._path(blob.sha256)
-            if final.exists():
-                os.unlink(tmp)  # identical content is stored once
-            else:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(tmp, 0o444)
-                os.replace(tmp, final)
+            try:
+                if final.exists():
+                    os.unlink(tmp)  # identical content is stored once
+                else:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.chmod(tmp, 0o444)
+                    os.replace(tmp, final)
+            except OSError as exc:
+                raise self._unavailable("storing a file", exc) from exc
             return blob
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
@@ -109,13 +147,13 @@ class FileBlobStore(BlobStoreBase):
         try:
             return self._path(sha256).stat().st_size
         except FileNotFoundError:
-            raise BlobNotFound(sha256) from None
+            raise self._missing(sha256) from None
 
     def read_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield bytes [start, end] inclusive (end None: to the end of the blob)."""
         path = self._path(sha256)
         if not path.is_file():
-            raise BlobNotFound(sha256)
+            raise self._missing(sha256)
         return self._iter_file(path, start, end)
 
     @staticmethod
@@ -134,7 +172,7 @@ class FileBlobStore(BlobStoreBase):
     def local_path(self, sha256: str) -> Path:
         path = self._path(sha256)
         if not path.is_file():
-            raise BlobNotFound(sha256)
+            raise self._missing(sha256)
         return path
 
     def download_url(self, sha256: str, filename: str) -> str | None:
@@ -153,6 +191,9 @@ class S3BlobStore(BlobStoreBase):
         region: str = "us-east-1",
         cache_dir: Path | str,
         presign: bool = False,
+        connect_timeout: float = 3,
+        read_timeout: float = 30,
+        max_attempts: int = 3,
     ) -> None:
         import boto3
         from botocore.config import Config
@@ -161,9 +202,25 @@ class S3BlobStore(BlobStoreBase):
         self.prefix = prefix.strip("/")
         self.presign = presign
         self.cache_dir = Path(cache_dir)
-        self.client = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=Config(retries={"max_attempts": 5, "mode": "standard"})
-        )
+        self.where = f"S3 bucket {bucket} at {endpoint_url or 'AWS'}"
+        # Bounded, so an unreachable store fails a request in seconds (a 503) rather than holding it.
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=Config(
+            connect_timeout=connect_timeout, read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"}))
+
+    @contextlib.contextmanager
+    def _reachable(self, doing: str) -> Iterator[None]:
+        """Connection errors, timeouts and 5xx answers (after boto3's retries) as BlobStoreUnavailable."""
+        try:
+            yield
+        except Exception as exc:
+            if _s3_unreachable(exc):
+                raise BlobStoreUnavailable(self.where, doing, exc) from exc
+            raise
+
+    def _chunks(self, body, doing: str) -> Iterator[bytes]:
+        with self._reachable(doing):
+            yield from body.iter_chunks(CHUNK_BYTES)
 
     def _key(self, sha256: str) -> str:
         sha256 = _check_address(sha256)
@@ -175,32 +232,45 @@ class S3BlobStore(BlobStoreBase):
         with tempfile.TemporaryFile() as spool:
             blob = _spool(stream, spool)
             self._verify(blob, expected_sha256)
-            if self.exists(blob.sha256):
+            if self.exists(blob.sha256, doing="storing a file"):
                 return blob
             tmp_key = "/".join(p for p in (self.prefix, "tmp", uuid.uuid4().hex) if p)
             spool.seek(0)
-            self.client.upload_fileobj(spool, self.bucket, tmp_key)
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=tmp_key)
-            if head["ContentLength"] != blob.size:
-                raise BlobIntegrityError(f"stored {head['ContentLength']} bytes, expected {blob.size}")
-            self.client.copy({"Bucket": self.bucket, "Key": tmp_key}, self.bucket, self._key(blob.sha256))
-        finally:
-            self.client.delete_object(Bucket=self.bucket, Key=tmp_key)
+            with self._reachable("storing a file"):
+                self.client.upload_fileobj(spool, self.bucket, tmp_key)
+        # An outage between these calls can leave the temporary object: no row ever names prefix/tmp/ (an S3
+        # lifecycle rule expiring that prefix clears such leftovers).
+        with self._reachable("storing a file"):
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=tmp_key)
+                if head["ContentLength"] != blob.size:
+                    raise BlobIntegrityError(f"stored {head['ContentLength']} bytes, expected {blob.size}")
+                self.client.copy({"Bucket": self.bucket, "Key": tmp_key}, self.bucket, self._key(blob.sha256))
+            finally:
+                self._delete_temporary(tmp_key)
         return blob
 
-    def exists(self, sha256: str) -> bool:
+    def _delete_temporary(self, key: str) -> None:
         try:
-            self.size(sha256)
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            # The blob itself is in place (or the put failed anyway): a leftover under prefix/tmp/ is harmless.
+            if not _s3_unreachable(exc):
+                raise
+
+    def exists(self, sha256: str, *, doing: str = "reading") -> bool:
+        try:
+            self.size(sha256, doing=doing)
             return True
         except BlobNotFound:
             return False
 
-    def size(self, sha256: str) -> int:
+    def size(self, sha256: str, *, doing: str = "reading") -> int:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))["ContentLength"]
+            with self._reachable(doing):
+                return self.client.head_object(Bucket=self.bucket, Key=self._key(sha256))["ContentLength"]
         except ClientError as exc:
             if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
                 raise BlobNotFound(sha256) from None
@@ -211,12 +281,13 @@ class S3BlobStore(BlobStoreBase):
 
         byte_range = f"bytes={start}-{'' if end is None else end}"
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), Range=byte_range)["Body"]
+            with self._reachable("reading"):
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(sha256), Range=byte_range)["Body"]
         except ClientError as exc:
             if exc.response["Error"]["Code"] in {"404", "NoSuchKey", "NotFound"}:
                 raise BlobNotFound(sha256) from None
             raise
-        return body.iter_chunks(CHUNK_BYTES)
+        return self._chunks(body, "reading")
 
     def local_path(self, sha256: str) -> Path:
         """A verified local copy in the cache dir (workers memory-map files, which needs a path)."""
@@ -246,20 +317,54 @@ class S3BlobStore(BlobStoreBase):
         )
 
 
+def _s3_unreachable(exc: BaseException) -> bool:
+    """Whether an S3 call failed because the store is unreachable or failing (not because of what was asked)."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    cause: BaseException | None = exc
+    while cause is not None:  # boto3's transfer manager wraps the error it met (S3UploadFailedError)
+        if isinstance(cause, BotoConnectionError | HTTPClientError):
+            return True
+        if isinstance(cause, ClientError) and cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+class _StoreWrites:
+    """Writes into the store's temporary file, an OSError there raised as the store's failure."""
+
+    def __init__(self, out: BinaryIO, failure: Callable[[OSError], Exception]) -> None:
+        self.out, self.failure = out, failure
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.out.write(data)
+        except OSError as exc:
+            raise self.failure(exc) from exc
+
+
 def blob_store_from_url(url: str, *, endpoint_url: str | None = None, region: str = "us-east-1",
-                        cache_dir: Path | str = "", presign: bool = False) -> FileBlobStore | S3BlobStore:
+                        cache_dir: Path | str = "", presign: bool = False,
+                        timeouts: tuple[float, float, int] = (3, 30, 3)) -> FileBlobStore | S3BlobStore:
+    """`timeouts`: an S3 store's connect and read timeouts (seconds) and attempts per call."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FileBlobStore(Path(parsed.path))
     if parsed.scheme == "s3":
-        return S3BlobStore(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region,
-                           cache_dir=cache_dir, presign=presign)
+        connect_timeout, read_timeout, max_attempts = timeouts
+        return S3BlobStore(parsed.netloc, parsed.path, endpoint_url=endpoint_url, region=region, cache_dir=cache_dir,
+                           presign=presign, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                           max_attempts=max_attempts)
     raise ValueError(f"BLOB_STORE={url!r}: expected file:///path or s3://bucket/prefix")
 
 
 @cache
-def _store_for(url: str, endpoint_url: str | None, region: str, cache_dir: str, presign: bool):
-    return blob_store_from_url(url, endpoint_url=endpoint_url, region=region, cache_dir=cache_dir, presign=presign)
+def _store_for(url: str, endpoint_url: str | None, region: str, cache_dir: str, presign: bool,
+               timeouts: tuple[float, float, int]):
+    return blob_store_from_url(url, endpoint_url=endpoint_url, region=region, cache_dir=cache_dir, presign=presign,
+                               timeouts=timeouts)
 
 
 class _ChunkStream(io.RawIOBase):
@@ -292,7 +397,8 @@ def get_blob_store() -> FileBlobStore | S3BlobStore:
     from django.conf import settings
 
     return _store_for(settings.BLOB_STORE, settings.S3_ENDPOINT_URL, settings.S3_REGION,
-                      str(settings.BLOB_CACHE_DIR), settings.S3_PRESIGN_DOWNLOADS)
+                      str(settings.BLOB_CACHE_DIR), settings.S3_PRESIGN_DOWNLOADS,
+                      (settings.S3_CONNECT_TIMEOUT_SECONDS, settings.S3_READ_TIMEOUT_SECONDS, settings.S3_MAX_ATTEMPTS))
 
 
 def copy_blob_to(store: FileBlobStore | S3BlobStore, sha256: str, dest: Path) -> Path:

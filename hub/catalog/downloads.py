@@ -2,7 +2,8 @@
 
 Single byte ranges (206), 416 with `Content-Range: bytes */size` when unsatisfiable, ETag =
 the sha256 (so a resumed download can be checked), If-None-Match / If-Range, HEAD without a
-body, and a redirect when the blob store can presign a URL.
+body, and a redirect when the blob store can presign a URL. With the file store and
+BLOB_ACCEL_REDIRECT set, a GET answers `X-Accel-Redirect` and no body: the proxy sends the bytes.
 
 A download is a GET from byte 0, counted once per client (the signed-in user, else the IP address)
 and item per DOWNLOAD_DEDUP_SECONDS, so repeated requests cannot inflate `ordering=downloads`. The
@@ -21,9 +22,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
-from hub.catalog.blobstore import get_blob_store
+from hub.catalog.blobstore import FileBlobStore, get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionFile
 from hub.catalog.services import version_record_download
+from hub.core.anoncache import never_store, with_body
 from hub.core.streaming import response_body
 from hub.core.throttling import client_address
 from workers.engine.datasets import DATA_SUFFIXES
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RANGE_RE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
 PAST_ANY_END = 10**18  # bytes: more than any file holds
+SMALL_FILE_BYTES = 64 * 1024
 
 
 def _position(digits: str) -> int:
@@ -130,22 +133,44 @@ def serve_blob(
     url = store.download_url(sha256, filename) if request.method == "GET" else None
     if url:
         response = _with_headers(HttpResponseRedirect(url), {**headers, "Content-Length": "0"})
-        if counts:
-            _record_after_response(response, download)
-        return response
-
-    length = max(end - start + 1, 0)
-    if request.method == "HEAD":
-        response = HttpResponse(status=206 if isinstance(byte_range, tuple) else 200)
+    elif request.method == "GET" and settings.BLOB_ACCEL_REDIRECT and isinstance(store, FileBlobStore):
+        response = _accel_redirect(store, sha256, headers)
     else:
-        body = response_body(request, store.read_range(sha256, start, end) if length else iter(()))
-        response = StreamingHttpResponse(body, status=206 if isinstance(byte_range, tuple) else 200)
-    response["Content-Type"] = "application/octet-stream"
-    response["Content-Length"] = str(length)
-    if isinstance(byte_range, tuple):
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response = _served(request, store, sha256, byte_range, start, end, size, headers)
     if counts:
         _record_after_response(response, download)
+    if download is not None and request.method == "GET":
+        never_store(response)  # every GET of a file that counts must reach the counter
+    return response
+
+
+def _accel_redirect(store: FileBlobStore, sha256: str, headers: dict[str, str]) -> HttpResponse:
+    """Hand the bytes to the proxy: it sends the file at BLOB_ACCEL_REDIRECT + its path in the store, Range and
+    all (so this answers 200 whatever the Range); the body here is empty."""
+    response = HttpResponse(status=200, content_type="application/octet-stream")
+    response["X-Accel-Redirect"] = settings.BLOB_ACCEL_REDIRECT + store.local_path(sha256).relative_to(
+        store.root).as_posix()
+    return _with_headers(response, headers)
+
+
+def _served(request: HttpRequest, store, sha256: str, byte_range: tuple[int, int] | None, start: int, end: int,
+            size: int, headers: dict[str, str]) -> HttpResponse:
+    """The bytes [start, end], streamed from this process; a small whole file is read at once, so that the anonymous
+    read cache may keep it (cards, configs)."""
+    length = max(end - start + 1, 0)
+    status = 206 if isinstance(byte_range, tuple) else 200
+    if request.method == "HEAD":
+        response = HttpResponse(status=status)
+    elif status == 200 and size <= SMALL_FILE_BYTES:
+        data = b"".join(store.read_range(sha256, 0, size - 1)) if size else b""
+        response = with_body(StreamingHttpResponse(response_body(request, [data]), status=200), data)
+    else:
+        body = response_body(request, store.read_range(sha256, start, end) if length else iter(()))
+        response = StreamingHttpResponse(body, status=status)
+    response["Content-Type"] = "application/octet-stream"
+    response["Content-Length"] = str(length)
+    if status == 206:
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return _with_headers(response, headers)
 
 

@@ -101,7 +101,11 @@ class Repository(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["kind", "owner", "name"], name="unique_repository_name")]
-        indexes = [models.Index(fields=["kind", "-downloads"]), models.Index(fields=["kind", "-created_at"])]
+        # Each list order ends with the primary key (keyset cursors, hub/api/pagination.py), and so do these; the
+        # order by score and the search indexes are PostgreSQL's only (migration 0005).
+        indexes = [models.Index(fields=["kind", "-downloads", "-id"], name="catalog_repo_popular_idx"),
+                   models.Index(fields=["kind", "-created_at", "-id"], name="catalog_repo_newest_idx"),
+                   models.Index(fields=["kind", "name", "-id"], name="catalog_repo_name_idx")]
 
     def __str__(self) -> str:
         return self.full_name

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from django.db import connection, models
-from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.http import Http404
 
 from hub.catalog.models import (
@@ -132,7 +131,7 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
     if filters.owner:
         qs = qs.filter(owner__username=filters.owner)
     if filters.search:
-        qs = _searched(qs, user, filters.search)
+        qs = _searched(qs, user, filters.search, ranked=filters.ordering == "relevance")
     else:
         qs = qs.annotate(search_rank=Value(0.0, output_field=FloatField()))  # so `ordering=relevance` always works
     primary = F("score").desc(nulls_last=True) if filters.ordering == "score" else ORDERINGS.get(filters.ordering,
@@ -140,33 +139,54 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
     return qs.order_by(primary, *TIE_BREAKS.get(filters.ordering, ()), "-pk")
 
 
-# Search (PostgreSQL): full-text over names (weight A), summaries (B) and visible cards (C), ranked with ts_rank,
-# plus trigram word similarity on names so a typo ("helpr") still finds "sql-helper"; catalog migration 0003
-# indexes both (GIN on the cards' tsvector, gin_trgm_ops on names). SQLite: every word as a substring, rank 0.
-TRIGRAM_MIN_SIMILARITY = 0.4
+# Search (PostgreSQL): full-text over names (weight A) and summaries (B), and over the cards of visible versions,
+# plus trigram word similarity on names so a typo ("helpr") still finds "sql-helper" (pg_trgm's `%>`, at its
+# pg_trgm.word_similarity_threshold, 0.6 by default), and the text as a substring of a name or summary. Each way to
+# match is a query that one index answers (catalog migrations 0003 and 0005); the repositories are their union, so
+# a search costs what its matches cost, never a pass over the catalog. The rank (ts_rank of names and summaries, a
+# little for a matching card, half the name's similarity) is computed only when the list is ordered by it: for
+# every match, which no index spares. SQLite: every word as a substring, rank 0.
+CARD_MATCH_RANK = 0.01  # below one word of a summary (ts_rank ≈ 0.024): names, then summaries, then cards
 
 
-def _searched(qs: QuerySet[Repository], user, text: str) -> QuerySet[Repository]:
-    cards = versions_visible_to(user).filter(repository=OuterRef("pk"))
+def name_document():
+    """The names' tsvector; catalog migration 0005 indexes this very expression."""
+    from django.contrib.postgres.search import SearchVector
+
+    return SearchVector("name", config="simple", weight="A") + SearchVector("summary", config="english", weight="B")
+
+
+def card_document():
+    """The cards' tsvector; catalog migration 0003 indexes this very expression."""
+    from django.contrib.postgres.search import SearchVector
+
+    return SearchVector("card_text", config="english")
+
+
+def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QuerySet[Repository]:
+    cards = versions_visible_to(user).order_by()  # no ORDER BY inside a union's arm
     if connection.vendor != "postgresql":
         cond = Q()
         for word in text.split():
             cond &= (Q(name__icontains=word) | Q(summary__icontains=word)
-                     | Q(Exists(cards.filter(card_text__icontains=word))))
+                     | Q(Exists(cards.filter(repository=OuterRef("pk"), card_text__icontains=word))))
         return qs.filter(cond).annotate(search_rank=Value(0.0, output_field=FloatField()))
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, TrigramWordSimilarity
+    from django.contrib.postgres.lookups import TrigramWordSimilar
+    from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
 
     query = SearchQuery(text, search_type="websearch", config="english")
-    card_vector = SearchVector("card_text", config="english", weight="C")
-    card_rank = (cards.annotate(doc=card_vector).filter(doc=query).annotate(rank=SearchRank(card_vector, query))
-                 .order_by("-rank").values("rank")[:1])
-    names = SearchVector("name", config="simple", weight="A") + SearchVector("summary", config="english", weight="B")
-    qs = qs.annotate(name_doc=names, name_similarity=TrigramWordSimilarity(text, "name"),
-                     card_rank=Coalesce(Subquery(card_rank, output_field=FloatField()), 0.0))
-    typo = Q(name_similarity__gte=TRIGRAM_MIN_SIMILARITY)
-    matching = Q(name_doc=query) | typo | Q(card_rank__gt=0) | Q(name__icontains=text) | Q(summary__icontains=text)
-    return qs.filter(matching).annotate(
-        search_rank=SearchRank(names, query) + F("card_rank") + F("name_similarity") * 0.5)
+    repositories = Repository.objects.order_by().values("pk")
+    card_matches = cards.alias(doc=card_document()).filter(doc=query).values("repository_id")
+    matches = repositories.alias(doc=name_document()).filter(doc=query).union(
+        repositories.filter(TrigramWordSimilar(F("name"), Value(text))),  # `name %> text`
+        repositories.filter(name__icontains=text), repositories.filter(summary__icontains=text), card_matches)
+    qs = qs.filter(pk__in=matches)
+    if not ranked:
+        return qs.annotate(search_rank=Value(0.0, output_field=FloatField()))
+    card_rank = Case(When(pk__in=card_matches, then=Value(CARD_MATCH_RANK)), default=Value(0.0),
+                     output_field=FloatField())
+    return qs.annotate(search_rank=SearchRank(name_document(), query) + card_rank
+                       + TrigramWordSimilarity(text, "name") * 0.5)
 
 
 def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository:
@@ -266,9 +286,13 @@ class Facet:
     count: int
 
 
-def facets_of(user, repositories: QuerySet[Repository]) -> dict[str, list[Facet]]:
+def facets_of(user, repositories: QuerySet[Repository], first: int | None = None) -> dict[str, list[Facet]]:
     """For the browse sidebar: how many of these repositories come from each hub (once any is mirrored) and have
-    each base model, task, license and tag (counted on their visible versions; a handful of GROUP BY queries)."""
+    each base model, task, license and tag (counted on their visible versions; a handful of GROUP BY queries).
+    With `first`, counted on the first `first` of them in the list's order: a bounded cost on a catalog of 100,000
+    (the pages say when the counts are of the first ones only)."""
+    if first is not None:  # found once (a sort of every match, at worst), not again in each facet's query
+        repositories = Repository.objects.filter(pk__in=list(repositories.values_list("pk", flat=True)[:first]))
     versions = versions_visible_to(user).filter(repository__in=repositories.order_by().values("pk"))
 
     def count(queryset: QuerySet, column: str, limit: int = 30) -> list[Facet]:

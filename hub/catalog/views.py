@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -18,8 +17,10 @@ from hub.catalog.markdown import render_markdown
 from hub.catalog.models import RepoKind, Repository, Version, VersionState
 from hub.catalog.validation import ADAPTER_GGUF
 from hub.core.formatting import readable_bytes
+from hub.core.params import ascii_int
 
 PER_PAGE = 24
+COUNT_CAP = 1000  # a list's count stops here ("1,000+"): counting 100,000 adapters on every page costs more than it says
 FACETS = (("hub", "Hub"), ("base_model", "Base model"), ("task", "Task"), ("license", "License"), ("tag", "Tags"))
 
 
@@ -44,8 +45,8 @@ def browse(request: HttpRequest, kind: str) -> HttpResponse:
     if filters.ordering not in selectors.ORDERINGS:
         filters = replace(filters, ordering="downloads" if params.get("ordering") == "popular" else "newest")
     repositories = selectors.repositories_visible(request.user, kind, filters)
-    page = Paginator(selectors.with_card_versions(request.user, repositories), PER_PAGE).get_page(params.get("page"))
-    facets = selectors.facets_of(request.user, repositories)
+    page = ListPage.of(selectors.with_card_versions(request.user, repositories), params.get("page", ""))
+    facets = selectors.facets_of(request.user, repositories, first=COUNT_CAP)
     active = {name: getattr(filters, name) for name, _ in FACETS if getattr(filters, name)}
     return render(request, "catalog/browse.html", {
         "kind": kind, "page": page, "filters": filters,
@@ -53,6 +54,51 @@ def browse(request: HttpRequest, kind: str) -> HttpResponse:
         "active": active, "widen": _widen_hints(request, filters, active),
         "orderings": selectors.ORDERING_LABELS,
     })
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """A page of a list that is never counted in full: one row more than a page says whether another follows, and
+    the count stops at COUNT_CAP (`count_capped`)."""
+
+    number: int
+    object_list: list
+    has_next: bool
+    count: int
+
+    @classmethod
+    def of(cls, queryset, number: str) -> ListPage:
+        page = max(ascii_int(number) or 1, 1)
+        rows = list(queryset[(page - 1) * PER_PAGE:page * PER_PAGE + 1])
+        if not rows and page > 1:  # past the end (the list shrank, or a made-up number): its first page
+            return cls.of(queryset, "1")
+        # Counting stops after COUNT_CAP + 1 rows, read in the list's own order (which an index gives).
+        count = len(rows) if page == 1 and len(rows) <= PER_PAGE else queryset[:COUNT_CAP + 1].count()
+        return cls(page, rows[:PER_PAGE], len(rows) > PER_PAGE, count)
+
+    @property
+    def count_capped(self) -> bool:
+        return self.count > COUNT_CAP
+
+    @property
+    def shown_count(self) -> int:
+        return min(self.count, COUNT_CAP)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
 
 
 def _widen_hints(request: HttpRequest, filters: selectors.RepositoryFilters, active: dict[str, str]) -> list[tuple[str, str]]:

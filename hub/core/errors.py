@@ -20,3 +20,19 @@ class ServiceError(Exception):
         self.code = code or self.code
         self.status = status or self.status
         self.details = details
+
+
+class ServiceUnavailable(ServiceError):
+    """Something the hub depends on (the database, the blob store) cannot be reached right now: 503 with
+    Retry-After. Nothing of the request was recorded, so the client may send it again as it is."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, code=code)
+        if retry_after is None:
+            from django.conf import settings
+
+            retry_after = settings.OUTAGE_RETRY_AFTER_SECONDS
+        self.retry_after = retry_after

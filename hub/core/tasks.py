@@ -11,6 +11,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 
+from hub.core.outages import outage_of
 from workers.engine.errors import EngineInputError, VerificationError
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,18 @@ class TaskOutcome:
 def failures_recorded(record: Callable[[TaskFailure], object], *, name: str, time_limit_seconds: float | None = None,
                       reraise_bugs: bool = True) -> Iterator[TaskOutcome]:
     """Run a task's work; if it raises, record the failure (through the app's service, via `record`) and tell
-    the caller by `outcome.failed`. A bug is logged with its traceback and, with `reraise_bugs`, raised again
-    after it is recorded, so that it ends visibly in the worker too, instead of being claimed again forever."""
+    the caller by `outcome.failed`; an outage (hub/core/outages.py) is raised unrecorded. A bug is logged with its
+    traceback and, with `reraise_bugs`, raised again after it is recorded, so that it ends visibly in the worker
+    too, instead of being claimed again forever."""
     outcome = TaskOutcome()
     try:
         yield outcome
     except Exception as exc:
+        if outage_of(exc) is not None:
+            # The database or blob store is down: no verdict on the work. It stays claimed until its lease lapses,
+            # then the beat's requeue sweep hands it to a worker again.
+            log.warning("%s interrupted by an outage, left for the requeue sweep: %s", name, exc)
+            raise
         outcome.failure = task_failure(exc, time_limit_seconds=time_limit_seconds)
         if outcome.failure.is_bug:
             log.exception("%s crashed", name)

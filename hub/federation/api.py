@@ -1,8 +1,11 @@
-"""/api/v1/federation/: follows (ours of other hubs) and peers (their policies), for hub administrators only."""
+"""/api/v1/federation/: follows (ours of other hubs) and peers (their policies), for hub administrators only; and,
+for anyone, the items listed here whose files are held elsewhere (peers followed for metadata or on demand)."""
 
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.request import Request
@@ -10,8 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hub.accounts.auth import TokenScopePermission
+from hub.api.pagination import HubCursorPagination
+from hub.api.schema import api_error
+from hub.catalog.models import VersionState
 from hub.federation import selectors, services
-from hub.federation.models import Follow, Peer, PeerMode, PeerState, TakedownPolicy
+from hub.federation.mirroring import MirrorRefused, parse_version, remote_item_requested
+from hub.federation.models import Follow, Peer, PeerMode, PeerState, RemoteItem, RemoteItemState, TakedownPolicy
+
+ON_DEMAND_RETRY_SECONDS = 10  # a small version is fetched and validated again within seconds
 
 
 class AdminPermission(permissions.BasePermission):
@@ -106,3 +115,81 @@ class PeerDetail(FederationApi):
             services.peer_block(url=peer.base_url)
         peer = services.peer_update(peer=peer, changes=dict(given.validated_data))
         return Response(PeerOut(peer).data)
+
+
+class RemoteItems(APIView):
+    """Items listed here whose files are held elsewhere, each with its origin; every file entry says whether this
+    hub holds it (`held_here`) and where it is (`origin_url`); `url` downloads it through this hub."""
+
+    permission_classes = [permissions.AllowAny]
+    cursor_ordering = ("-received_at",)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        pages = HubCursorPagination()
+        page = pages.paginate_queryset(selectors.remote_items_listed(), request, view=self)
+        return pages.get_paginated_response([remote_item_out(item) for item in page])
+
+
+def remote_item_out(item: RemoteItem) -> dict:
+    try:
+        obj = parse_version(item.activity.get("object"))
+    except MirrorRefused:  # listed before a stricter check: shown by id only
+        return {"id": item.pk, "object_id": item.object_id, "mode": item.mode, "state": item.state, "files": []}
+    local = selectors.remote_item_version(item)
+    held = local is not None and local.state == VersionState.PUBLISHED
+    return {
+        "id": item.pk, "object_id": item.object_id, "kind": obj.kind, "name": f"{obj.owner}/{obj.name}",
+        "version": obj.number, "mode": item.mode, "state": item.state, "received_at": item.received_at,
+        "origin": {"hub": obj.origin, "url": obj.repository_url, "owner": obj.owner, "name": obj.name,
+                   "version": obj.number},
+        "local": f"{local.repository.full_name}@{local.number}" if held else None,
+        "files": [{"path": f.path, "sha256": f.sha256, "size": f.size, "held_here": held, "origin_url": f.url,
+                   "url": reverse("api:federation-item-file", args=[item.pk, f.path])}
+                  for f in (*obj.files, *obj.signed)],
+    }
+
+
+class RemoteItemFile(APIView):
+    """A file of a listed item: redirected to its origin (metadata), or fetched here on the first request and then
+    served from here (on_demand: 503 with Retry-After until it is fetched and validated)."""
+
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={302: None, 404: api_error("no such item or file"),
+                              410: api_error("taken down at its origin"), 422: api_error("refused here"),
+                              503: api_error("being fetched on demand: try again after Retry-After")})
+    def get(self, request: Request, item_id: int, path: str) -> Response:
+        item = get_object_or_404(RemoteItem, pk=item_id)
+        if item.state == RemoteItemState.REMOVED:
+            return _error(410, "taken_down", f"{item.object_id} was taken down at its origin")
+        try:
+            obj = parse_version(item.activity.get("object"))
+        except MirrorRefused as exc:
+            return _error(422, exc.code, exc.message)
+        file = next((f for f in (*obj.files, *obj.signed) if f.path == path), None)
+        if file is None:
+            return _error(404, "not_found", f"{path}: not a file of {obj.owner}/{obj.name} v{obj.number}; "
+                                            f"expected one of {', '.join(f.path for f in obj.files)}")
+        local = selectors.remote_item_version(item)
+        if local is not None and local.state == VersionState.PUBLISHED:
+            repo = local.repository
+            return _redirect(reverse(f"api:{repo.kind}-file", args=[repo.owner.username, repo.name, local.number,
+                                                                   path]))
+        if item.mode == PeerMode.METADATA:
+            return _redirect(file.url)  # held at its origin
+        if local is not None and local.state == VersionState.REJECTED:
+            return _error(422, "refused", f"{item.object_id} was fetched and refused here: {local.state_reason}")
+        remote_item_requested(item_id=item.pk)
+        response = _error(503, "fetching", f"{obj.owner}/{obj.name} v{obj.number} is being fetched from "
+                                           f"{obj.origin} and validated here; try again in {ON_DEMAND_RETRY_SECONDS} s")
+        response["Retry-After"] = str(ON_DEMAND_RETRY_SECONDS)
+        return response
+
+
+def _error(status_code: int, code: str, message: str) -> Response:
+    return Response({"error": {"code": code, "message": message}}, status=status_code)
+
+
+def _redirect(url: str) -> Response:
+    return Response(status=status.HTTP_302_FOUND, headers={"Location": url})

@@ -10,6 +10,12 @@ the blob store against the sha256 the object names (a digest on the denylist is 
 as an ordinary version in state `uploaded` of a shadow namespace `<owner>__<host-port>`, so this hub's own
 validation runs on it. The shadow namespace is a trusted uploader unless the peer's policy asks for review, so a
 version that passes is published without waiting for a local moderator exactly like a trusted uploader's.
+
+The origin's provenance travels with it: the files its model.sig signs that the origin made (model.sig,
+provenance.intoto.jsonl, its GGUF LoRA) are fetched too, and model.sig must verify over the fetched files with a
+key the origin serves at /api/v1/keys, or the version is refused. An Announce also carries the mirror attestations
+of the hubs it came through; each one that verifies with its hub's key is kept. Once validated here, the version
+serves exactly those bytes plus this hub's own attestation (hub.provenance.signing.version_countersign).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from hub.accounts.models import MIRROR_SEPARATOR, Role, User
 from hub.accounts.services import user_set_role
 from hub.audit.services import audit_record
-from hub.catalog.blobstore import BlobIntegrityError
+from hub.catalog.blobstore import BlobIntegrityError, open_blob
 from hub.catalog.models import (
     NAME_VALIDATOR,
     BaseModel,
@@ -60,15 +66,30 @@ from hub.catalog.uploads import UploadError, check_upload_path, check_upload_siz
 from hub.catalog.validation import is_hub_made
 from hub.core.errors import ServiceError
 from hub.federation.actors import public_url
-from hub.federation.models import InboxActivity, Peer, PeerMode, PeerState, TakedownPolicy
+from hub.federation.models import (
+    InboxActivity,
+    Peer,
+    PeerMode,
+    PeerState,
+    RemoteItem,
+    RemoteItemState,
+    TakedownPolicy,
+)
 from hub.federation.services import base_url_of
 from hub.moderation.models import BlockedDigest, ReportReason, Takedown, TakedownKind
 from hub.moderation.services.refusals import ModerationError
 from hub.moderation.services.reports import report_create
 from hub.moderation.services.takedowns import takedown_lift, withdraw
 from hub.moderation.targets import target_of_version
-from hub.provenance.signing import SIGNED_FILES
-from workers.engine.signing import is_later_attestation
+from hub.provenance.signing import SIGNED_FILES, origin_signature_keep, relayed_verify, stored_verify
+from workers.engine.signing import (
+    SIGNATURE_FILE,
+    ProvenanceError,
+    PublicKey,
+    attestation_statements,
+    is_later_attestation,
+    is_mirror_attestation,
+)
 
 log = logging.getLogger(__name__)
 QUEUE = "federation"
@@ -101,7 +122,8 @@ class RemoteVersion:
     license: str
     base_model: str
     repository_url: str
-    files: tuple[RemoteFile, ...]
+    files: tuple[RemoteFile, ...]  # what its uploader sent: validated again here
+    signed: tuple[RemoteFile, ...] = ()  # what the origin made that its model.sig signs: kept byte for byte
 
     @property
     def origin(self) -> str:
@@ -139,7 +161,8 @@ def parse_version(obj: object) -> RemoteVersion:
         raise MirrorRefused(f"object.kind: expected one of {', '.join(RepoKind.values)}, got {kind!r}")
     repository = _field(obj, "repository", dict, "object")
     files = _field(obj, "files", list, "object")
-    parsed = []
+    parsed: list[RemoteFile] = []
+    made: list[RemoteFile] = []
     for i, entry in enumerate(files):
         if not isinstance(entry, dict):
             raise MirrorRefused(f"object.files[{i}]: expected an object with path, sha256, size, url")
@@ -153,10 +176,10 @@ def parse_version(obj: object) -> RemoteVersion:
             path = check_upload_path(str(_field(entry, "path", str, f"object.files[{i}]")))
         except UploadError as exc:
             raise MirrorRefused(f"object.files[{i}].path: {exc.message}") from None
-        if is_hub_made(path):
-            continue  # made by the origin hub (GGUF, signature, attestations): this hub makes its own
-        parsed.append(RemoteFile(path=path, sha256=sha256, size=int(_field(entry, "size", int, f"object.files[{i}]")),
-                                 url=url))
+        if is_later_attestation(path):
+            continue  # the origin's evaluations: this hub evaluates for itself
+        (made if is_hub_made(path) else parsed).append(RemoteFile(
+            path=path, sha256=sha256, size=int(_field(entry, "size", int, f"object.files[{i}]")), url=url))
     try:
         check_upload_sizes((f.path, f.size) for f in parsed)
     except UploadError as exc:
@@ -175,7 +198,7 @@ def parse_version(obj: object) -> RemoteVersion:
         object_id=object_id, kind=str(kind), owner=owner, name=name,
         number=int(_field(obj, "version", int, "object")), license=str(obj.get("license") or ""),
         base_model=str(obj.get("baseModel") or ""), repository_url=_http_url(repository.get("url")) or object_id,
-        files=tuple(parsed))
+        files=tuple(parsed), signed=tuple(made))
 
 
 def _http_url(value: object) -> str:
@@ -206,11 +229,12 @@ def announce_to_followers(activity: dict, *, skip: set[str], version: Version | 
     activity_publish(actor="hub", activity=announce_activity(activity, version), inboxes=inboxes)
 
 
-def _dispatch(peer: Peer, activity: dict, *, authority: str, sources: dict[str, list[str]] | None = None) -> None:
+def _dispatch(peer: Peer, activity: dict, *, authority: str, sources: dict[str, list[str]] | None = None,
+              attestations: list[dict] | None = None) -> None:
     kind = activity.get("type")
     relayed = sources is not None
     if kind in ("Create", "Update"):
-        _version_received(peer, activity, authority=authority, sources=sources or {})
+        _version_received(peer, activity, authority=authority, sources=sources or {}, attestations=attestations or [])
     elif kind == "Delete":
         _delete_received(peer, activity, authority=authority)
     elif kind == "Announce" and not relayed:
@@ -221,7 +245,8 @@ def _dispatch(peer: Peer, activity: dict, *, authority: str, sources: dict[str, 
         target_id = target.get("id") if isinstance(target, dict) else target
         if isinstance(target_id, str) and _is_ours(target_id):
             return  # our own item (or its takedown), relayed back by a hub that mirrors it
-        _dispatch(peer, inner, authority=_signer_hub(inner), sources=announced_sources(activity))
+        _dispatch(peer, inner, authority=_signer_hub(inner), sources=announced_sources(activity),
+                  attestations=announced_attestations(activity))
     elif kind == "Flag" and not relayed:
         _flag_received(peer, activity)
     else:
@@ -236,6 +261,19 @@ def announced_sources(announce: dict) -> dict[str, list[str]]:
         if isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _http_url(entry.get("url")):
             sources.setdefault(entry["sha256"].lower(), []).append(entry["url"])
     return sources
+
+
+def announced_attestations(announce: dict) -> list[dict]:
+    """The mirror attestations an Announce carries ({path, sha256, size, url}; objects.announce_activity), those
+    well formed; each is checked against its signer's key before it is kept."""
+    kept = []
+    for entry in announce.get("attestations") or []:
+        if (isinstance(entry, dict) and isinstance(entry.get("path"), str) and is_mirror_attestation(entry["path"])
+                and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256"))) and _http_url(entry.get("url"))
+                and isinstance(entry.get("size"), int) and 0 < entry["size"] <= settings.NOMOAT_FEDERATION_MAX_ACTIVITY_BYTES
+                and "/.." not in entry["path"]):
+            kept.append({k: entry[k] for k in ("path", "sha256", "size", "url")})
+    return kept
 
 
 def _signer_hub(activity: dict) -> str:
@@ -271,7 +309,8 @@ def policy_refusal(peer: Peer, item: RemoteVersion) -> str | None:
     return None
 
 
-def _version_received(peer: Peer, activity: dict, *, authority: str, sources: dict[str, list[str]]) -> None:
+def _version_received(peer: Peer, activity: dict, *, authority: str, sources: dict[str, list[str]],
+                      attestations: list[dict]) -> None:
     item = parse_version(activity.get("object"))
     if _is_ours(item.object_id):
         return  # our own item, relayed back by a hub that mirrors it
@@ -287,10 +326,24 @@ def _version_received(peer: Peer, activity: dict, *, authority: str, sources: di
     if refusal:
         log.info("not mirroring %s: %s", item.object_id, refusal)
         return
-    if peer.mode == PeerMode.METADATA:
-        log.info("not fetching %s: %s is followed for metadata only", item.object_id, peer.base_url)
+    if peer.mode in (PeerMode.METADATA, PeerMode.ON_DEMAND):
+        # Listed now; the files stay at the origin (metadata) or are fetched when first downloaded (on_demand).
+        RemoteItem.objects.get_or_create(object_id=item.object_id, defaults={
+            "peer": peer, "mode": peer.mode, "activity": activity, "sources": sources, "attestations": attestations})
         return
-    mirror_version.delay_on_commit(peer.pk, activity, sources)
+    mirror_version.delay_on_commit(peer.pk, activity, sources, attestations)
+
+
+@transaction.atomic
+def remote_item_requested(*, item_id: int) -> RemoteItem:
+    """Someone asked for a file of an item listed on demand: fetch it (once), exactly as a mirror would have at
+    once. A metadata item, or one already asked for, is returned unchanged."""
+    listed = RemoteItem.objects.select_for_update().get(pk=item_id)
+    if listed.mode == PeerMode.ON_DEMAND and listed.state == RemoteItemState.LISTED:
+        listed.state, listed.requested_at = RemoteItemState.FETCHING, timezone.now()
+        listed.save(update_fields=["state", "requested_at"])
+        mirror_version.delay_on_commit(listed.peer_id, listed.activity, listed.sources, listed.attestations)
+    return listed
 
 
 def _metadata_update(origin: VersionOrigin, obj: dict) -> None:
@@ -306,10 +359,17 @@ def _metadata_update(origin: VersionOrigin, obj: dict) -> None:
 # --- fetching -----------------------------------------------------------------------------------------------------
 
 
-@shared_task(name="federation.mirror_version", queue=QUEUE, acks_late=True)
-def mirror_version(peer_id: int, activity: dict, sources: dict[str, list[str]] | None = None) -> str:
-    """Fetch a received version's files (from their URLs, then `sources`: {sha256: [url]}) and record it for
-    validation; idempotent by its object id."""
+class OriginKeysUnavailable(Exception):
+    """The origin's signing keys could not be fetched (it may be down for a while): the task is retried."""
+
+
+@shared_task(name="federation.mirror_version", queue=QUEUE, acks_late=True, autoretry_for=(OriginKeysUnavailable,),
+             retry_backoff=30, max_retries=6)
+def mirror_version(peer_id: int, activity: dict, sources: dict[str, list[str]] | None = None,
+                   attestations: list[dict] | None = None) -> str:
+    """Fetch a received version's files (from their URLs, then `sources`: {sha256: [url]}), check the origin's
+    model.sig over them, keep the relaying hubs' `attestations` that verify, and record it for validation;
+    idempotent by its object id."""
     peer = Peer.objects.filter(pk=peer_id).first()
     if peer is None:
         return "peer gone"
@@ -317,7 +377,10 @@ def mirror_version(peer_id: int, activity: dict, sources: dict[str, list[str]] |
     if VersionOrigin.objects.filter(object_id=item.object_id).exists():
         return "already mirrored"
     blobs, refusal = fetch_files(item, sources or {})
-    version = _record(peer, item, activity, blobs, refusal)
+    kept: tuple[dict[str, Blob], dict[str, PublicKey]] | None = None
+    if not refusal and any(f.path == SIGNATURE_FILE for f in item.signed):
+        kept, refusal = _origin_signature(item, blobs, sources or {}, attestations or [])
+    version = _record(peer, item, activity, blobs, refusal, kept)
     if version is None:
         return "already mirrored, or deleted at its origin meanwhile"
     return f"{version}: {'refused: ' + refusal if refusal else 'validating'}"
@@ -337,11 +400,13 @@ class _Capped:
         return data
 
 
-def fetch_files(item: RemoteVersion, sources: dict[str, list[str]]) -> tuple[dict[str, Blob], str]:
-    """Each file, verified against its sha256, from the first of its URL and `sources` that serves it (content
-    already held is not fetched again); else the refusal, naming the file and what each source did."""
+def fetch_files(item: RemoteVersion, sources: dict[str, list[str]], *,
+                files: tuple[RemoteFile, ...] | None = None) -> tuple[dict[str, Blob], str]:
+    """Each file (default: what the uploader sent), verified against its sha256, from the first of its URL and
+    `sources` that serves it (content already held is not fetched again); else the refusal, naming the file and
+    what each source did."""
     blobs: dict[str, Blob] = {}
-    for file in item.files:
+    for file in item.files if files is None else files:
         held = Blob.objects.filter(sha256=file.sha256).first()
         problems = []
         for url in dict.fromkeys([file.url, *sources.get(file.sha256, [])]):
@@ -359,6 +424,63 @@ def fetch_files(item: RemoteVersion, sources: dict[str, list[str]]) -> tuple[dic
             return blobs, f"{file.path}: {'; '.join(problems)}"
         blobs[file.path] = held
     return blobs, ""
+
+
+def signing_keys_of(hub: str) -> list[PublicKey]:
+    """The keys `hub` signs model.sig and attestations with, as it serves them at /api/v1/keys (signed GET)."""
+    from hub.federation.client import RemoteError, signed_get
+
+    try:
+        response = signed_get(f"{hub}/api/v1/keys", accept="application/json")  # a REST document, not AS2
+        if response.status_code != 200:
+            raise RemoteError(f"HTTP {response.status_code}")
+        keys = [PublicKey(k["pem"].encode(), k["status"], hub) for k in response.json()["keys"]
+                if k.get("status") in ("current", "previous", "revoked")]
+    except (RemoteError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise OriginKeysUnavailable(f"the signing keys of {hub} (/api/v1/keys): {exc}") from None
+    if not keys:
+        raise OriginKeysUnavailable(f"{hub}/api/v1/keys lists no signing key")
+    return keys
+
+
+def _origin_signature(item: RemoteVersion, blobs: dict[str, Blob], sources: dict[str, list[str]],
+                      attestations: list[dict]) -> tuple[tuple[dict[str, Blob], dict[str, PublicKey]] | None, str]:
+    """The origin's signed files and the relayed attestations worth keeping ({path: blob}, {path: signing key}),
+    or the refusal: a model.sig that does not verify over the files with the origin's key keeps the copy out."""
+    signed, refusal = fetch_files(item, sources, files=item.signed)
+    if refusal:
+        return None, refusal
+    keys = signing_keys_of(item.origin)
+    folder = {p: b.sha256 for p, b in {**blobs, **signed}.items()}
+    try:
+        verified = stored_verify(name=f"{item.owner}--{item.name}--v{item.number}", files=folder, keys=keys)
+    except ProvenanceError as exc:
+        return None, f"{SIGNATURE_FILE}: the origin's signature does not verify with its keys ({exc})"
+    signers = {path: verified.key for path in signed}
+    for entry in attestations:
+        path = entry["path"]
+        file = RemoteFile(path=path, sha256=entry["sha256"], size=entry["size"], url=entry["url"])
+        fetched, problem = fetch_files(item, {}, files=(file,))
+        try:
+            if problem:
+                raise ProvenanceError(problem)
+            hub = _attesting_hub(fetched[path])
+            signers[path] = relayed_verify(path=path, blob=fetched[path], keys=signing_keys_of(hub),
+                                           signed=verified.files)
+            signed[path] = fetched[path]
+        except (ProvenanceError, OriginKeysUnavailable, ValueError, KeyError, TypeError) as exc:
+            log.info("not keeping the relayed attestation %s of %s: %s", path, item.object_id, exc)
+    return (signed, signers), ""
+
+
+def _attesting_hub(blob: Blob) -> str:
+    """The hub a mirror attestation says made it (read unverified: only to know whose keys to check it with)."""
+    with open_blob(blob.sha256) as stream:
+        statements = attestation_statements(stream.read())
+    hub = _http_url(statements[0].get("predicate", {}).get("hub")) if statements else ""
+    if not hub:
+        raise ProvenanceError("names no hub that made it")
+    return base_url_of(hub)
 
 
 class SourceFailed(Exception):
@@ -403,7 +525,8 @@ def _deleted_at_origin(object_id: str) -> bool:
 
 
 @transaction.atomic
-def _record(peer: Peer, item: RemoteVersion, activity: dict, blobs: dict[str, Blob], refusal: str) -> Version | None:
+def _record(peer: Peer, item: RemoteVersion, activity: dict, blobs: dict[str, Blob], refusal: str,
+            kept: tuple[dict[str, Blob], dict[str, PublicKey]] | None = None) -> Version | None:
     _object_lock(item.object_id)
     if VersionOrigin.objects.filter(object_id=item.object_id).exists() or _deleted_at_origin(item.object_id):
         return None
@@ -416,6 +539,8 @@ def _record(peer: Peer, item: RemoteVersion, activity: dict, blobs: dict[str, Bl
     VersionOrigin.objects.create(version=version, object_id=item.object_id, number=item.number,
                                  peer_url=peer.base_url, activity=activity, origin_published_at=_published(activity),
                                  fetch_state=FetchState.REFUSED if refusal else FetchState.MIRRORED, refusal=refusal)
+    if kept is not None and not refusal:
+        origin_signature_keep(version=version, hub=item.origin, files=kept[0], keys=kept[1])
     if refusal:
         # Recorded through the normal validation path, as a failed check: never served, and the reason shows.
         claimed = version_claim_for_validation(version_id=version.pk, lease_seconds=settings.VALIDATION_LEASE_SECONDS)
@@ -436,6 +561,8 @@ def _delete_received(peer: Peer, activity: dict, *, authority: str) -> None:
         return  # our own takedown, relayed back
     _refuse_unless_origin(object_id, authority, "Delete.object.id")
     _object_lock(object_id)
+    # A listed item is no longer listed (its files were never here: nothing to deny).
+    RemoteItem.objects.filter(object_id=object_id).update(state=RemoteItemState.REMOVED)
     origin = VersionOrigin.objects.select_related("version__repository").filter(object_id=object_id).first()
     if origin is None or origin.fetch_state == FetchState.TAKEN_DOWN or not _newer(origin, activity):
         return  # not held here, already taken down (the same Delete relayed again), or older than what we hold

@@ -216,3 +216,32 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.activity.activity_id} → {self.inbox_url} ({self.state})"
+
+
+class RemoteItemState(models.TextChoices):
+    LISTED = "listed", "Listed; its files are held at its origin"
+    FETCHING = "fetching", "Asked for: being fetched and validated"
+    REMOVED = "removed", "Taken down at its origin"
+
+
+class RemoteItem(models.Model):
+    """A version a peer announced that this hub lists without holding its files, as the peer's policy says:
+    `metadata` (the files stay where they are; a download is redirected to the origin's URL) or `on_demand` (the
+    first download fetches, checks and validates them exactly as `mirror` does at once; then they are served from
+    here, as the mirrored version)."""
+
+    object_id = models.URLField(max_length=500, unique=True)  # the AS2 id: the version's URL on its origin
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="remote_items")
+    mode = models.CharField(max_length=10, choices=PeerMode.choices)
+    state = models.CharField(max_length=10, choices=RemoteItemState.choices, default=RemoteItemState.LISTED)
+    activity = models.JSONField()  # the signed Create it came in (what a fetch on demand acts on)
+    sources = models.JSONField(default=dict, blank=True)  # sha256 -> [url]: other copies an Announce offered
+    attestations = models.JSONField(default=list, blank=True)  # the relaying hubs' mirror attestations
+    received_at = models.DateTimeField(default=timezone.now)
+    requested_at = models.DateTimeField(null=True, blank=True)  # the first download (on_demand)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.object_id} ({self.mode}, {self.state})"

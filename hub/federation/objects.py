@@ -14,6 +14,7 @@ from django.utils.html import escape
 
 from hub.catalog.models import Version
 from hub.federation.actors import CONTEXT, absolute, actor_url, public_url
+from workers.engine.signing import is_mirror_attestation
 
 # Our terms for what AS2 lacks, served at /federation/context.jsonld (hub.federation.urls_pages).
 NOMOAT_TERMS: dict[str, object] = {
@@ -37,6 +38,7 @@ NOMOAT_TERMS: dict[str, object] = {
     "evalSummary": "nomoat:evalSummary",
     "reason": "nomoat:reason",
     "sources": "nomoat:sources",
+    "attestations": "nomoat:attestations",
 }
 
 
@@ -130,7 +132,11 @@ def announce_activity(activity: dict, version: Version | None = None) -> dict:
     with the mirrored `version`, `sources` offers this hub's copies of its files (by sha256) to fetch instead."""
     announce = {"@context": object_context(), "type": "Announce", "object": activity}
     if version is not None:
-        announce["sources"] = [{"sha256": entry["sha256"], "url": entry["url"]} for entry in _files(version)]
+        files = _files(version)
+        announce["sources"] = [{"sha256": entry["sha256"], "url": entry["url"]} for entry in files]
+        # What this hub (and the hubs before it) attested of the copy, signed with their own keys: the next hub
+        # keeps them beside the origin's model.sig, so the whole route stays visible.
+        announce["attestations"] = [entry for entry in files if is_mirror_attestation(entry["path"])]
     return announce
 
 

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from hub.accounts.models import MIRROR_SEPARATOR, User
 from hub.catalog.models import Version, VersionState
-from hub.federation.models import Follow, Follower, FollowState, Peer
+from hub.federation.models import Follow, Follower, FollowState, Peer, RemoteItem, RemoteItemState
 
 SOFTWARE = "nomoat"
 
@@ -17,6 +17,16 @@ def peers_all() -> QuerySet[Peer]:
 
 def follows_all() -> QuerySet[Follow]:
     return Follow.objects.select_related("peer").order_by("-created_at", "pk")
+
+
+def remote_items_listed() -> QuerySet[RemoteItem]:
+    """Items listed without their files (peers followed for metadata or on demand), not taken down."""
+    return RemoteItem.objects.exclude(state=RemoteItemState.REMOVED).select_related("peer")
+
+
+def remote_item_version(item: RemoteItem) -> Version | None:
+    """The local version an item became once its files were fetched (on demand), or None."""
+    return (Version.objects.filter(origin__object_id=item.object_id).select_related("repository__owner").first())
 
 
 def followers_count(user: User | None) -> int:

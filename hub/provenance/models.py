@@ -23,3 +23,20 @@ class BlobSwarm(models.Model):
 
     def __str__(self) -> str:
         return f"swarm {self.blob_id[:12]} ({self.name})"
+
+
+class OriginSignature(models.Model):
+    """What a version mirrored here keeps of other hubs' provenance, byte for byte: its origin's model.sig and the
+    files that bundle signs which the origin made (its attestations, its GGUF LoRA), and the mirror attestations of
+    the hubs that relayed it. Recorded (verified) when the files are fetched; once this hub has validated the
+    version again, they become its files beside this hub's own mirror attestation (signing.version_countersign)."""
+
+    version = models.OneToOneField("catalog.Version", primary_key=True, on_delete=models.CASCADE,
+                                   related_name="origin_signature")
+    hub = models.URLField(max_length=300)  # the origin hub, whose key signed model.sig
+    files = models.JSONField(default=dict)  # path -> sha256 (blobs held here)
+    keys = models.JSONField(default=list)  # [{"hub", "key_id", "pem"}]: the keys each kept file verified with
+    verified_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"signature of {self.hub} kept on version {self.version_id}"

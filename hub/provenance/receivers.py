@@ -8,14 +8,19 @@ from django.dispatch import receiver
 
 from hub.catalog.models import Blob, Version
 from hub.catalog.signals import version_passed_validation
-from hub.provenance.signing import stack_sign, version_sign
+from hub.provenance.models import OriginSignature
+from hub.provenance.signing import stack_sign, version_countersign, version_sign
 from hub.stacks.models import StackBuild
 from hub.stacks.signals import stack_artifact_stored
 
 
 @receiver(version_passed_validation, dispatch_uid="provenance.sign_version")
 def sign_version(sender: type[Version], version: Version, **kwargs: object) -> None:
-    version_sign(version=version)
+    kept = OriginSignature.objects.filter(version=version).first()
+    if kept is not None:
+        version_countersign(version=version, kept=kept)  # mirrored: the origin's signature stays, ours beside it
+    else:
+        version_sign(version=version)
 
 
 @receiver(stack_artifact_stored, dispatch_uid="provenance.sign_stack")

@@ -1,18 +1,30 @@
-"""The hub's own curated datasets, so that a fresh hub opens on real work: small, license-clean (generated or written
-by the nomoat project, CC0), each with a train and an eval split, in the instruction format the task suites score
-by exact match. `manage.py seed_hub` publishes them through the normal upload path and queues one training job.
+"""The hub's own curated datasets and demo adapters, so that a fresh hub opens on real, measured work.
+
+- Datasets: small, license-clean (generated or written by the nomoat project, CC0), each with a train and an eval
+  split, in the instruction format the task suites score by exact match.
+- Adapters: one SmolLM2 LoRA per dataset, made by the hub's own training engine (`manage.py build_demo_adapters`
+  reproduces them from DEMO_ADAPTERS with fixed seeds) and shipped as small files under `demo_adapters/`. Training
+  all three on a fresh 2-core machine would take far longer than a first `make run` should.
+- `manage.py seed_hub` publishes the datasets, uploads the adapters as the demo user (a trusted uploader) through
+  the normal path (validation, publication, evaluations on the queues), and queues one training job; once both
+  members of DEMO_STACK are published, the demo stack is requested (`on_version_published`), and its build and
+  evaluations give the stacking scores.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from hub.accounts.models import User
 from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionState
 from hub.catalog.services import (
+    blob_put_file,
     blob_put_stream,
     repository_get_or_create,
     version_claim_for_validation,
@@ -20,8 +32,11 @@ from hub.catalog.services import (
     version_record_validation,
 )
 from hub.catalog.validation import validate_version_files
+from hub.stacks.services import stack_request
 from hub.training.models import TrainingJob
 from hub.training.services import training_request
+
+log = logging.getLogger(__name__)
 
 Rows = list[dict[str, str]]
 
@@ -91,10 +106,44 @@ DEMO_DATASETS: dict[str, tuple[str, Callable[[], tuple[Rows, Rows]]]] = {
     "english-french": ("Everyday English phrases and their French, written for nomoat.", english_french),
     "text-to-sql": ("Questions about three small tables and the SQL that answers them.", text_to_sql),
 }
-# The one adapter trained in the background on a fresh hub (SmolLM2 on 2 cores: a few minutes).
-DEMO_TRAINING = {"dataset": "unit-conversions", "into": "unit-conversions-lora",
+# The adapters shipped under DEMO_ADAPTERS_DIR/<dataset>/, trained by `manage.py build_demo_adapters` on SmolLM2:
+# rank 4 on the attention's q and v projections keeps each file under 1 MB (float32); small batches and few steps
+# keep a rebuild within minutes on two quiet cores (their templates are learnt in a few dozen rows). The English to
+# French phrases ship no adapter yet: add an entry here and run the build to make one.
+DEMO_ADAPTERS_DIR = Path(__file__).resolve().parent / "demo_adapters"
+DEMO_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+DEMO_TAG = "nomoat-demo"
+DEMO_OWNER = "demo"  # the shipped cards name this user's datasets (their lineage and eval split)
+DEMO_ADAPTERS: dict[str, dict[str, Any]] = {
+    name: {"lora": {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+           "steps": steps, "learning_rate": 3e-3, "batch_size": 2, "max_seq_len": 48, "seed": 0}
+    for name, steps in (("text-to-sql", 40), ("unit-conversions", 24))
+}
+# The demo stack: two shipped adapters summed exactly into one adapter (cheap to build and to evaluate).
+DEMO_STACK_MEMBERS = (("unit-conversions", 1.0), ("text-to-sql", 1.0))
+DEMO_STACK_METHOD = {"name": "cat", "params": {}}
+DEMO_STACK_OUTPUT = {"type": "adapter"}
+# The one adapter trained in the background on a fresh hub (SmolLM2 on 2 cores: a few minutes): a rank-8 variant of
+# the shipped unit-conversions adapter, so that task's leaderboard compares two adapters.
+DEMO_TRAINING = {"dataset": "unit-conversions", "into": "unit-conversions-r8",
                  "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
                  "steps": 120, "learning_rate": 1e-3, "batch_size": 8, "max_seq_len": 48, "seed": 0}
+
+
+def demo_adapter_name(dataset: str) -> str:
+    return f"{dataset}-lora"
+
+
+def demo_dataset_ref(owner: str, dataset: str) -> str:
+    """The dataset version a shipped adapter was trained on: the first (and only) one the seeding publishes."""
+    return f"{owner}/{dataset}@1"
+
+
+def demo_dataset_files(name: str) -> dict[str, bytes]:
+    """The files of a curated dataset, byte for byte as seeded (the shipped adapters' manifest records their sha256)."""
+    summary, make = DEMO_DATASETS[name]
+    train, held_out = make()
+    return {"README.md": _card(name, summary), "train.jsonl": _jsonl(train), "eval.jsonl": _jsonl(held_out)}
 
 
 def _jsonl(rows: Rows) -> bytes:
@@ -114,9 +163,8 @@ def demo_dataset_publish(*, owner: User, name: str) -> Version:
                                       repository__kind=RepoKind.DATASET).order_by("-number").first()
     if existing is not None:
         return existing
-    summary, make = DEMO_DATASETS[name]
-    train, held_out = make()
-    files = {"README.md": _card(name, summary), "train.jsonl": _jsonl(train), "eval.jsonl": _jsonl(held_out)}
+    summary = DEMO_DATASETS[name][0]
+    files = demo_dataset_files(name)
     repository = repository_get_or_create(kind=RepoKind.DATASET, owner=owner, name=name)
     Repository.objects.filter(pk=repository.pk).update(summary=summary[:300])
     blobs = {path: blob_put_stream(stream=io.BytesIO(data)) for path, data in files.items()}
@@ -129,13 +177,75 @@ def demo_dataset_publish(*, owner: User, name: str) -> Version:
     return version
 
 
+def demo_adapters_seed(*, owner: User, base: BaseModel) -> list[Version]:
+    """Upload each shipped adapter as `owner/<dataset>-lora` through the normal upload path: validation is queued on
+    commit, and a trusted uploader's version that passes is published, then evaluated. Idempotent: a repository that
+    already has a version is left alone (returned as it is). Only for DEMO_OWNER, whose datasets the cards name."""
+    versions: list[Version] = []
+    if owner.username != DEMO_OWNER:
+        log.warning("demo adapters are seeded only as %s (their cards name %s's datasets)", DEMO_OWNER, DEMO_OWNER)
+        return versions
+    for dataset in DEMO_ADAPTERS:
+        folder = DEMO_ADAPTERS_DIR / dataset
+        name = demo_adapter_name(dataset)
+        existing = Version.objects.filter(repository__owner=owner, repository__name=name,
+                                          repository__kind=RepoKind.ADAPTER).order_by("-number").first()
+        if existing is not None:
+            versions.append(existing)
+            continue
+        if not all((folder / path).is_file() for path in DEMO_ADAPTER_FILES):
+            log.warning("demo adapter %s is not built (%s); run manage.py build_demo_adapters", dataset, folder)
+            continue
+        blobs = {path: blob_put_file(path=folder / path) for path in DEMO_ADAPTER_FILES}
+        repository = repository_get_or_create(kind=RepoKind.ADAPTER, owner=owner, name=name, base_model=base)
+        Repository.objects.filter(pk=repository.pk).update(summary=f"SmolLM2 LoRA trained by the hub on "
+                                                                   f"{owner.username}/{dataset}"[:300])
+        versions.append(version_create(repository=repository, files=blobs, created_by=owner, base_model=base))
+    return versions
+
+
+def demo_stack_recipe(*, owner: str, base: str) -> dict[str, Any]:
+    return {"base_model": base, "method": DEMO_STACK_METHOD, "output": DEMO_STACK_OUTPUT,
+            "adapters": [{"adapter": f"{owner}/{demo_adapter_name(dataset)}", "weight": weight}
+                         for dataset, weight in DEMO_STACK_MEMBERS]}
+
+
+def on_version_published(sender: type, version: Version, **kwargs: object) -> None:
+    """A demo stack member was published: once all members are (each with a published version tagged DEMO_TAG),
+    request the demo stack as their owner. An identical recipe shares its build, so a later publication or a second
+    seeding requests nothing new. A failure is logged, never raised into the publication."""
+    try:
+        _demo_stack_request(version)
+    except Exception:
+        log.exception("could not request the demo stack after %s was published", version)
+
+
+def _demo_stack_request(version: Version) -> None:
+    members = {demo_adapter_name(dataset) for dataset, _ in DEMO_STACK_MEMBERS}
+    repository = version.repository
+    if (repository.kind != RepoKind.ADAPTER or repository.name not in members or version.base_model_id is None
+            or DEMO_TAG not in (version.card.get("tags") or [])):
+        return
+    published = set(Version.objects.filter(repository__owner=repository.owner_id, repository__name__in=members,
+                                           repository__kind=RepoKind.ADAPTER, state=VersionState.PUBLISHED,
+                                           base_model=version.base_model_id, tags__name=DEMO_TAG)
+                    .values_list("repository__name", flat=True))
+    if published != members:
+        return
+    owner = User.objects.get(pk=repository.owner_id)
+    build, _ = stack_request(user=owner, request=demo_stack_recipe(owner=owner.username, base=version.base_model.name))
+    log.info("demo stack %s requested (%s)", build.recipe_hash[:12], build.state)
+
+
 def demo_catalog_seed(*, owner: User, base: BaseModel | None) -> TrainingJob | None:
-    """The curated datasets, and one training job on SmolLM2 (queued; a worker trains it in the background).
-    Running it again reuses everything: the same request shares the same job."""
+    """The curated datasets, the shipped demo adapters (uploaded; validated and evaluated by the workers), and one
+    training job on SmolLM2 (queued; a worker trains it in the background). Running it again reuses everything:
+    the same request shares the same job."""
     versions = {name: demo_dataset_publish(owner=owner, name=name) for name in DEMO_DATASETS}
     target = versions[DEMO_TRAINING["dataset"]]
     if base is None or target.state != VersionState.PUBLISHED:
         return None
+    demo_adapters_seed(owner=owner, base=base)
     request = {**DEMO_TRAINING, "base_model": base.name, "dataset": str(target),
                "into": f"{owner.username}/{DEMO_TRAINING['into']}"}
     job, _ = training_request(user=owner, request=request)

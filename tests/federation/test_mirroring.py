@@ -11,6 +11,8 @@ import contextlib
 import copy
 import hashlib
 import io
+import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +38,18 @@ from hub.federation.mirroring import MirrorRefused, activity_received
 from hub.federation.models import InboxActivity, OutboxActivity, Peer
 from hub.federation.objects import create_activity, delete_activity, flag_activity
 from hub.moderation.models import BlockedDigest, Report
+from hub.provenance.keys import public_keys
+from hub.provenance.models import OriginSignature
+from tests.provenance.test_signing_engine import MODEL_SIGNING
+from workers.engine.signing import (
+    MIRROR,
+    PublicKey,
+    attestation_statements,
+    ensure_private_key,
+    is_mirror_attestation,
+    public_key_pem,
+    verify_folder,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -126,9 +140,19 @@ def remote_activity(make_user, make_version, tiny_base_model, make_adapter, orig
             path = get_blob_store().local_path(entry["sha256"])
             origin_server.files[urlsplit(entry["url"]).path] = path.read_bytes()
             path.unlink()
+        origin_server.files[KEYS] = served_keys(public_keys())  # the origin signed with this hub's key here
         return built
 
     return build
+
+
+KEYS = "/api/v1/keys"
+
+
+def served_keys(keys: list[PublicKey]) -> bytes:
+    """/api/v1/keys as a hub serves it."""
+    return json.dumps({"keys": [{"key_id": k.key_id, "status": k.status, "algorithm": "ecdsa-p256-sha256",
+                                 "pem": k.pem.decode()} for k in keys]}).encode()
 
 
 def mirrored(activity: dict) -> Version | None:
@@ -146,9 +170,21 @@ def test_a_received_version_is_fetched_validated_and_served_with_its_origin(peer
     version = mirrored(activity)
     assert version is not None and version.state == VersionState.PUBLISHED, version and version.state_reason
     held = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
-    assert held["adapter_model.safetensors"] == sent["adapter_model.safetensors"]
-    assert held["model.sig"] != sent["model.sig"]  # this hub validated it again and signed what it validated
-    assert not any("model.sig" in r for r in origin_server.requests)
+    # The origin's signed files are kept byte for byte (this hub validated the upload again and made the same GGUF);
+    # its own word on it is an attestation of its own beside them.
+    assert {p: s for p, s in held.items() if not p.startswith("attestations/")} == sent
+    assert {p for p in held if p.startswith("attestations/eval-")}  # its evaluations here beside it, eagerly run
+    [mine] = [p for p in held if is_mirror_attestation(p)]
+    [item] = attestation_statements(get_blob_store().local_path(held[mine]).read_bytes())
+    assert item["predicateType"] == MIRROR
+    assert item["predicate"]["origin"]["hub"] == origin_server.base_url
+    assert item["predicate"]["origin"]["object"] == activity["object"]["id"]
+    assert item["predicate"]["received_from"] == peer.base_url
+    assert item["predicate"]["rebuilt"] == {"adapter_model.gguf": {"sha256": sent["adapter_model.gguf"],
+                                                                   "same_as_origin": True}}
+    assert item["predicate"]["signature"]["digest"]["sha256"] == sent["model.sig"]
+    assert version.commit_sha == Version.make_commit_sha(version.repository_id, version.number, list(held.items()))
+    assert OriginSignature.objects.get(version=version).hub == origin_server.base_url
     namespace = f"alice__127.0.0.2-{origin_server.server.server_address[1]}"
     assert version.repository.owner.username == namespace
     assert not version.repository.owner.has_usable_password()
@@ -178,6 +214,43 @@ def test_a_received_version_is_fetched_validated_and_served_with_its_origin(peer
     offered = {entry["sha256"]: entry["url"] for entry in announce.data["sources"]}
     assert offered[sent["adapter_model.safetensors"]].endswith(
         f"/api/v1/adapters/{namespace}/sql-helper/versions/1/files/adapter_model.safetensors")
+    # ...with its own mirror attestation, which the next hub keeps beside the origin's model.sig.
+    assert [entry["path"] for entry in announce.data["attestations"]] == [mine]
+
+
+def test_a_mirrored_copy_verifies_with_model_signing_against_the_origin_key(peer, remote_activity, eager_tasks,
+                                                                          tmp_path):
+    activity = remote_activity("verifiable", validated=True)
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    assert version.state == VersionState.PUBLISHED, version.state_reason
+    namespace = version.repository.owner.username
+    folder = tmp_path / "pulled"
+    for entry in APIClient().get(f"/api/v1/adapters/{namespace}/verifiable/versions/1/files").json():
+        body = APIClient().get(f"/api/v1/adapters/{namespace}/verifiable/versions/1/files/{entry['path']}")
+        (folder / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (folder / entry["path"]).write_bytes(b"".join(body.streaming_content))
+    result = verify_folder(folder, public_keys())
+    assert [s["predicateType"] for s in result.statements][-1] == MIRROR
+    pem = tmp_path / "origin.pem"
+    pem.write_bytes(public_keys()[0].pem)
+    checked = subprocess.run([str(MODEL_SIGNING), "verify", "key", "--signature", str(folder / "model.sig"),
+                              "--public_key", str(pem), str(folder)], capture_output=True, text=True, timeout=120,
+                             check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_model_sig_the_origin_key_does_not_verify_is_refused(peer, remote_activity, eager_tasks, origin_server,
+                                                               tmp_path):
+    activity = remote_activity("missigned", validated=True)
+    other = ensure_private_key(tmp_path / "other.pem")
+    origin_server.files[KEYS] = served_keys([PublicKey(public_key_pem(other))])  # not the key that signed it
+    activity_received(peer=peer, activity=activity)
+    version = mirrored(activity)
+    assert version.state == VersionState.REJECTED and version.origin.fetch_state == FetchState.REFUSED
+    assert version.origin.refusal.startswith("model.sig: the origin's signature does not verify with its keys (")
+    assert "not one of the keys given" in version.origin.refusal
+    assert not OriginSignature.objects.filter(version=version).exists()
 
 
 def test_the_same_object_twice_is_one_version_and_update_changes_the_card(peer, remote_activity, eager_tasks,
@@ -532,3 +605,63 @@ def test_a_stack_of_a_mirrored_adapter_has_the_hash_it_has_at_the_origin(peer, r
     here, there = recipe_of(f"{mirror.repository.owner.username}/stackable@1"), recipe_of("alice/stackable@1")
     assert [a.ref for a in here.adapters] == [f"{mirror.repository.owner.username}/stackable@1"]  # resolvable here
     assert here.hash == there.hash  # the hash is over content: the same on the origin and on every mirror
+
+
+def test_a_metadata_peer_s_item_is_listed_with_its_origin_and_its_files_redirect_there(peer, remote_activity,
+                                                                                       eager_tasks, origin_server):
+    peer.mode = "metadata"
+    peer.save()
+    activity = remote_activity("listed")
+    asked = len(origin_server.requests)
+    activity_received(peer=peer, activity=activity)
+    activity_received(peer=peer, activity=copy.deepcopy(activity))  # the same object again: one item
+    assert len(origin_server.requests) == asked and mirrored(activity) is None  # nothing fetched, nothing held
+    [item] = APIClient().get("/api/v1/federation/items").json()["results"]
+    assert item["mode"] == "metadata" and item["name"] == "alice/listed" and item["local"] is None
+    assert item["origin"] == {"hub": origin_server.base_url, "url": activity["object"]["repository"]["url"],
+                              "owner": "alice", "name": "listed", "version": 1}
+    weights = next(f for f in item["files"] if f["path"] == "adapter_model.safetensors")
+    assert weights["held_here"] is False and weights["origin_url"].startswith(origin_server.base_url)
+    answer = APIClient().get(weights["url"])
+    assert answer.status_code == 302 and answer["Location"] == weights["origin_url"]
+    missing = APIClient().get(f"/api/v1/federation/items/{item['id']}/files/nope.bin")
+    assert missing.status_code == 404 and "expected one of" in missing.json()["error"]["message"]
+    # The origin takes it down: no longer listed, and its files answer 410.
+    delete = delete_activity_for(activity)
+    activity_received(peer=peer, activity=delete)
+    assert APIClient().get("/api/v1/federation/items").json()["results"] == []
+    assert APIClient().get(weights["url"]).status_code == 410
+
+
+def test_an_on_demand_peer_s_item_is_fetched_on_first_download_then_served_here(peer, remote_activity,
+                                                                                eager_tasks, origin_server):
+    peer.mode = "on_demand"
+    peer.save()
+    activity = remote_activity("lazy")
+    asked = len(origin_server.requests)
+    activity_received(peer=peer, activity=activity)
+    assert len(origin_server.requests) == asked and mirrored(activity) is None
+    [item] = APIClient().get("/api/v1/federation/items").json()["results"]
+    weights = next(f for f in item["files"] if f["path"] == "adapter_model.safetensors")
+    first = APIClient().get(weights["url"])
+    assert first.status_code == 503 and first["Retry-After"] == "10"
+    assert "being fetched from" in first.json()["error"]["message"]
+    version = mirrored(activity)  # the fetch ran (eagerly, on commit): fetched, validated, published here
+    assert version is not None and version.state == VersionState.PUBLISHED, version and version.state_reason
+    fetched = len(origin_server.requests)
+    again = APIClient().get(weights["url"])
+    namespace = version.repository.owner.username
+    assert again.status_code == 302
+    assert again["Location"] == f"/api/v1/adapters/{namespace}/lazy/versions/1/files/adapter_model.safetensors"
+    served = APIClient().get(again["Location"])
+    assert b"".join(served.streaming_content) == origin_server.files[urlsplit(weights["origin_url"]).path]
+    assert len(origin_server.requests) == fetched  # served from here
+    [listed] = APIClient().get("/api/v1/federation/items").json()["results"]
+    assert listed["state"] == "fetching" and listed["local"] == f"{namespace}/lazy@1"
+
+
+def delete_activity_for(create: dict) -> dict:
+    """The origin's Delete of a Create's object, as it would send it."""
+    return {"type": "Delete", "id": f"{create['object']['id']}#delete", "summary": "spam",
+            "published": "2030-01-01T00:00:00+00:00",
+            "object": {"id": create["object"]["id"], "type": "Tombstone", "reason": "spam"}}

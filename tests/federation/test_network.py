@@ -164,6 +164,85 @@ def test_c_gets_it_by_announce_from_b_with_a_as_its_origin(network: Network, pub
     assert c.api("GET", f"adapters/{network.b.mirrored(a.mirrored('demo'))}/fed-sql", token=None).status_code == 404
 
 
+def pull_folder(hub: Hub, repo: str, folder: Path) -> dict[str, str]:
+    """Every file of version 1 of `repo` as an anonymous client gets it from `hub`; {path: sha256}."""
+    listed = hub.api("GET", f"adapters/{repo}/versions/1/files", token=None)
+    assert listed.status_code == 200, listed.text
+    for entry in listed.json():
+        body = file_bytes(hub, repo, entry["path"])
+        assert body.status_code == 200 and sha256(body.content) == entry["sha256"], entry["path"]
+        (folder / entry["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (folder / entry["path"]).write_bytes(body.content)
+    return {entry["path"]: entry["sha256"] for entry in listed.json()}
+
+
+def current_pem(hub: Hub, folder: Path) -> Path:
+    response = requests.get(f"{hub.url}/api/v1/keys/current.pem", timeout=30)
+    assert response.status_code == 200, response.text
+    (path := folder / f"hub-{hub.name}.pem").write_bytes(response.content)
+    return path
+
+
+def test_a_copy_relayed_a_b_c_verifies_to_a_and_shows_who_signed_what(network: Network, published, tmp_path):
+    from tests.provenance.test_signing_engine import MODEL_SIGNING
+
+    a, b, c = network.a, network.b, network.c
+    repo = f"{a.mirrored('demo')}/fed-sql"
+    wait_mirrored(c, repo)
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    pem = {hub.name: current_pem(hub, keys) for hub in (a, b, c)}
+    assert len({p.read_bytes() for p in pem.values()}) == 3  # three hubs, three signing keys
+    folder = tmp_path / "from-c"
+    on_c = pull_folder(c, repo, folder)
+    on_a = {f["path"]: f["sha256"] for f in a.api("GET", "adapters/demo/fed-sql/versions/1/files", token=None).json()}
+    # C serves A's signed files byte for byte (model.sig, its attestations, its GGUF LoRA), plus the attestations of
+    # the hubs on the way: B's (relayed by B's Announce) and its own.
+    assert {p: s for p, s in on_c.items() if not p.startswith("attestations/")} == {
+        p: s for p, s in on_a.items() if not p.startswith("attestations/")}
+    mirrors = sorted(p for p in on_c if p.startswith("attestations/mirror-"))
+    assert [m.split("-")[1:3] for m in mirrors] == sorted([b.namespace_suffix.split("-"),
+                                                          c.namespace_suffix.split("-")]), mirrors
+
+    checked = subprocess.run([str(MODEL_SIGNING), "verify", "key", "--signature", str(folder / "model.sig"),
+                              "--public_key", str(pem["a"]), str(folder)], capture_output=True, text=True,
+                             timeout=120, check=False)
+    assert checked.returncode == 0 and "Verification succeeded" in checked.stdout, checked.stderr
+    wrong = subprocess.run([str(MODEL_SIGNING), "verify", "key", "--signature", str(folder / "model.sig"),
+                            "--public_key", str(pem["c"]), str(folder)], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert wrong.returncode != 0  # signed by A, not by the hub it was pulled from
+
+    env = {**cli_env(), "NOMOAT_ENDPOINT": c.url, "HOME": str(tmp_path / "home"),
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    verify = subprocess.run([str(NOMOAT), "verify", str(folder)], capture_output=True, text=True, timeout=300,
+                            check=False, env=env)  # keys: C's from C, A's and B's from the hubs the attestations name
+    assert verify.returncode == 0, verify.stderr
+    lines = verify.stdout.splitlines()
+    assert lines[1].endswith(f"(current), served by {a.url}"), lines  # model.sig: A's key
+    assert any(line.startswith("validated: adapter demo/fed-sql@1 uploaded by demo") for line in lines), lines
+    for hub, via in ((b, a), (c, b)):
+        assert any(line.startswith("signed by key ") and line.endswith(f"(current), served by {hub.url}:")
+                   for line in lines), (hub.name, lines)
+        assert any(line.startswith(f"mirrored: as {a.mirrored('demo')}/fed-sql@1 by {hub.url} (received from "
+                                   f"{via.url})") and f"with {a.url}'s key" in line for line in lines), lines
+    offline = subprocess.run([str(NOMOAT), "verify", "--key", str(pem["a"]), "--key", str(pem["b"]), "--key",
+                              str(pem["c"]), str(folder)], capture_output=True, text=True, timeout=300, check=False,
+                             env={**env, "NOMOAT_ENDPOINT": "http://127.0.0.1:9"})
+    assert offline.returncode == 0, offline.stderr
+    only_c = subprocess.run([str(NOMOAT), "verify", "--key", str(pem["c"]), str(folder)], capture_output=True,
+                            text=True, timeout=300, check=False, env=env)
+    assert only_c.returncode == 3 and "model.sig: signed by key" in only_c.stderr, only_c.stderr
+
+    weights = folder / WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[100] ^= 1
+    weights.write_bytes(bytes(data))
+    tampered = subprocess.run([str(NOMOAT), "verify", str(folder)], capture_output=True, text=True, timeout=300,
+                              check=False, env=env)
+    assert tampered.returncode == 3 and f"{WEIGHTS} was changed" in tampered.stderr, tampered.stderr
+
+
 def forged_create(a: Hub) -> dict:
     """A Create that claims to come from A's demo namespace, of an object on A that does not exist."""
     actor = f"{a.url}/federation/users/demo"

@@ -153,3 +153,73 @@ def test_the_worker_signs_a_version_when_it_passes_validation(celery_worker, mak
     assert bundle["verificationMaterial"]["publicKey"]["hint"] == PublicKey(public_key_pem(signing_key())).key_id
     assert APIClient().get("/api/v1/keys").json()["keys"][0]["key_id"] == bundle["verificationMaterial"]["publicKey"][
         "hint"]
+
+
+def test_an_attestation_added_after_signing_is_a_new_commit_and_leaves_model_sig_alone(signed_adapter, client,
+                                                                                        own_keys, tmp_path):
+    """An evaluation lands after the signature: its bundle is outside model.sig's list (the real model_signing
+    accepts the folder with it), and the version's commit id follows its file list, so the HF routes name the new
+    file under a new commit."""
+    from hub.catalog.workdir import materialize
+    from hub.provenance.signing import version_attest
+    from tests.provenance.test_signing_engine import model_signing_verify
+    from workers.engine.signing import EVALUATION, attestation_path
+
+    version, _ = signed_adapter
+    before = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
+    blob = version_attest(version=version, name="eval-test", predicate_type=EVALUATION, predicate={"metrics": {}})
+    after = Version.objects.get(pk=version.pk)
+    files = {f.path: f.blob.sha256 for f in after.files.select_related("blob")}
+    path = attestation_path("eval-test")
+    assert files == {**before, path: blob.sha256}  # model.sig and everything else unchanged
+    assert after.commit_sha != version.commit_sha
+    assert after.commit_sha == Version.make_commit_sha(after.repository_id, after.number, list(files.items()))
+    tree = client.get(f"/api/models/alice/sql/tree/{after.commit_sha}?recursive=true").json()
+    assert path in {entry["path"] for entry in tree}
+    assert version_attest(version=after, name="eval-test", predicate_type=EVALUATION, predicate={"metrics": {}}) == blob
+    assert Version.objects.get(pk=version.pk).commit_sha == after.commit_sha  # the same statement: nothing new
+    linked = tmp_path / "linked"
+    materialize(files.items(), linked)
+    folder = tmp_path / "alice-sql-v1"
+    import shutil
+
+    shutil.copytree(linked, folder)
+    checked = model_signing_verify(folder, own_keys / "current.pem", tmp_path)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_a_version_signed_before_model_sig_left_attestations_out_is_signed_again_when_attested(signed_adapter,
+                                                                                              own_keys, tmp_path):
+    """Bundles made before the attestations folder existed list only model.sig as ignored: model_signing would see
+    a later attestation as an extra file, so the version is signed again (same files) before one is added."""
+    import shutil
+
+    import model_signing
+
+    from hub.catalog.blobstore import get_blob_store
+    from hub.catalog.models import VersionFile
+    from hub.catalog.services import blob_put_file
+    from hub.catalog.workdir import materialize
+    from hub.provenance.signing import version_attest
+    from tests.provenance.test_signing_engine import model_signing_verify
+    from workers.engine.signing import EVALUATION, leaves_out_attestations
+
+    version, _ = signed_adapter
+    files = {f.path: f.blob.sha256 for f in version.files.select_related("blob") if f.path != SIGNATURE_FILE}
+    old = tmp_path / "old"
+    materialize(files.items(), old)
+    model_signing.signing.Config().use_elliptic_key_signer(private_key=own_keys / "current.pem").set_hashing_config(
+        model_signing.hashing.Config().set_ignored_paths(paths=[SIGNATURE_FILE])).sign(old, old / SIGNATURE_FILE)
+    assert not leaves_out_attestations(old / SIGNATURE_FILE)
+    stale = blob_put_file(path=old / SIGNATURE_FILE)
+    VersionFile.objects.filter(version=version, path=SIGNATURE_FILE).update(blob=stale)
+
+    version_attest(version=version, name="eval-old", predicate_type=EVALUATION, predicate={"metrics": {}})
+    after = {f.path: f.blob.sha256 for f in Version.objects.get(pk=version.pk).files.select_related("blob")}
+    assert after[SIGNATURE_FILE] != stale.sha256
+    assert leaves_out_attestations(get_blob_store().local_path(after[SIGNATURE_FILE]))
+    linked = tmp_path / "linked"
+    materialize(after.items(), linked)
+    shutil.copytree(linked, tmp_path / "alice-sql-v1")
+    checked = model_signing_verify(tmp_path / "alice-sql-v1", own_keys / "current.pem", tmp_path)
+    assert checked.returncode == 0, checked.stderr

@@ -11,7 +11,8 @@ What is attested after a version is signed (its evaluations) cannot enter model.
 signature, so it is kept beside it: `attestations/<name>.intoto.jsonl`, a bundle of its own whose statements name the
 signed files by sha256, signed with the hub's key like the others. model.sig leaves the `attestations/` folder out
 (its manifest records the ignored paths, so `model_signing verify` leaves it out too); `verify_folder` checks every
-file there.
+file there. A hub that mirrors another's version keeps the origin's model.sig and adds its own statement there
+(`MIRROR`: what it verified and validated again), so the copy still verifies against the origin's key.
 
 Keys are P-256 private keys in PEM files; a key's id is the sha256 of its public key's PEM (SubjectPublicKeyInfo),
 which is the hint model_signing records in the bundle, so a verifier finds the key that signed.
@@ -45,6 +46,9 @@ STACK_BUILD = f"{PREDICATE_BASE}/stack-build/v1"
 QUANTIZATION = f"{PREDICATE_BASE}/quantization/v1"
 VERIFICATION = f"{PREDICATE_BASE}/verification-gates/v1"
 EVALUATION = f"{PREDICATE_BASE}/evaluation/v1"
+# A hub that mirrors another's version keeps the origin's model.sig and says, signed with its own key, that it
+# verified that bundle and validated the files again.
+MIRROR = f"{PREDICATE_BASE}/mirror/v1"
 # Attestations made after the signature (evaluations), each a bundle of its own.
 ATTESTATIONS_DIR = "attestations"
 # What model_signing leaves out of the manifest: its own file, the later attestations (and git's files, as its CLI
@@ -124,6 +128,11 @@ def is_later_attestation(path: str) -> bool:
     return path.split("/", 1)[0] == ATTESTATIONS_DIR
 
 
+def is_mirror_attestation(path: str) -> bool:
+    """A hub's attestation that it mirrored a version (`attestation_path("mirror-<host>")`)."""
+    return path.startswith(f"{ATTESTATIONS_DIR}/mirror-")
+
+
 def attestation_statements(bundle: bytes) -> list[dict[str, Any]]:
     """The statements of an attestation bundle, unverified (the hub reads its own stored bundles with this)."""
     return [json.loads(base64.b64decode(json.loads(line)["payload"])) for line in bundle.decode().splitlines() if line]
@@ -163,6 +172,7 @@ def sign_folder(folder: Path, private_key_path: Path) -> Path:
 class PublicKey:
     pem: bytes
     status: str = "current"  # current | previous | revoked
+    hub: str = ""  # the hub that serves it (its /api/v1/keys), when known: who signed, for people
 
     @property
     def key_id(self) -> str:
@@ -177,6 +187,7 @@ class Verified:
     key: PublicKey
     files: dict[str, str]  # path -> sha256, as signed
     statements: list[dict[str, Any]] = field(default_factory=list)
+    signers: list[PublicKey] = field(default_factory=list)  # the key that signed each of `statements`
     upstream: list[Verified] = field(default_factory=list)  # the adapters' bundles a stack carries
 
 
@@ -192,6 +203,13 @@ def signed_files(signature_path: Path) -> dict[str, str]:
     """The files and sha256 a bundle's statement lists (read it only after its signature verified)."""
     payload = json.loads(base64.b64decode(json.loads(signature_path.read_text())["dsseEnvelope"]["payload"]))
     return {r["name"]: r["digest"] for r in payload["predicate"]["resources"]}
+
+
+def leaves_out_attestations(signature_path: Path) -> bool:
+    """Whether a bundle's manifest leaves the attestations folder out (bundles made before that folder existed list
+    only model.sig among their ignored paths, so model_signing would see a later attestation as an extra file)."""
+    payload = json.loads(base64.b64decode(json.loads(signature_path.read_text())["dsseEnvelope"]["payload"]))
+    return ATTESTATIONS_DIR in payload["predicate"].get("serialization", {}).get("ignore_paths", [])
 
 
 def _key_for(signature_path: Path, keys: Iterable[PublicKey], label: str) -> PublicKey:
@@ -234,13 +252,32 @@ def verify_folder(folder: Path, keys: Iterable[PublicKey], *, label: str = "") -
     result = Verified(folder=folder, key=key, files=signed_files(signature))
     attestations = folder / ATTESTATIONS_FILE
     if attestations.is_file():
-        result.statements = verify_attestations(attestations, keys, result.files, label=label)
-    later = folder / ATTESTATIONS_DIR
-    for path in sorted(p for p in later.rglob("*") if p.is_file()) if later.is_dir() else []:
-        result.statements += verify_attestations(path, keys, result.files, label=label,
-                                                 shown=path.relative_to(folder).as_posix())
+        _add(result, verify_attestations(attestations, keys, result.files, label=label))
+    for path in attestation_files(folder):
+        _add(result, verify_attestations(path, keys, result.files, label=label,
+                                         shown=path.relative_to(folder).as_posix()))
     result.upstream = _verify_upstream(folder, keys, result)
     return result
+
+
+def attestation_files(folder: Path) -> list[Path]:
+    """The later attestations of a folder (its attestations/ files), in order."""
+    later = folder / ATTESTATIONS_DIR
+    return sorted(p for p in later.rglob("*") if p.is_file()) if later.is_dir() else []
+
+
+def _add(result: Verified, signed: list[tuple[dict[str, Any], PublicKey]]) -> None:
+    result.statements += [item for item, _ in signed]
+    result.signers += [key for _, key in signed]
+
+
+def envelope_key_ids(path: Path) -> list[str]:
+    """The key ids an attestation bundle's envelopes name, unverified (to know which keys to fetch)."""
+    try:
+        return [s.get("keyid", "") for line in path.read_text().splitlines() if line
+                for s in json.loads(line).get("signatures", [])]
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return []
 
 
 def _verification_message(exc: Exception) -> str:
@@ -269,13 +306,14 @@ def _sha256(path: Path) -> str:
 
 
 def verify_attestations(path: Path, keys: Iterable[PublicKey], files: Mapping[str, str], *,
-                        label: str, shown: str = "") -> list[dict[str, Any]]:
-    """Each envelope signed by a known, unrevoked key; each statement's subjects among the signed files. `shown` is
-    the file as messages name it (its path in the folder; default its file name)."""
+                        label: str, shown: str = "") -> list[tuple[dict[str, Any], PublicKey]]:
+    """Each envelope signed by a known, unrevoked key; each statement's subjects among the signed files. Returns each
+    statement with the key that signed it. `shown` is the file as messages name it (its path in the folder; default
+    its file name)."""
     from securesystemslib.dsse import Envelope
     from securesystemslib.exceptions import VerificationError
 
-    usable = [k for k in keys if k.status != "revoked"]
+    usable = {k.key_id: k for k in keys if k.status != "revoked"}
     statements = []
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
@@ -287,7 +325,7 @@ def verify_attestations(path: Path, keys: Iterable[PublicKey], files: Mapping[st
         where = f"{label}/{shown or path.name} line {number}"
         try:
             envelope = Envelope.from_dict(json.loads(line))
-            envelope.verify([_sslib_key(k.pem) for k in usable], 1)
+            accepted = envelope.verify([_sslib_key(k.pem) for k in usable.values()], 1)
             item = json.loads(envelope.payload)
         except VerificationError:
             raise ProvenanceError(f"{where}: not signed by any of the keys given") from None
@@ -298,7 +336,7 @@ def verify_attestations(path: Path, keys: Iterable[PublicKey], files: Mapping[st
             if files.get(name) != digest:
                 raise ProvenanceError(f"{where}: names {name} with sha256 {digest}, but the signed files list "
                                       f"{files.get(name, 'no such file')}")
-        statements.append(item)
+        statements.append((item, usable[next(iter(accepted))]))
     return statements
 
 
@@ -352,5 +390,5 @@ def _verify_signature_only(folder: Path, keys: list[PublicKey], *, label: str) -
         if result.files.get(ATTESTATIONS_FILE) != digest:
             raise ProvenanceError(f"{label}/{ATTESTATIONS_FILE}: sha256 {digest} is not the one its {SIGNATURE_FILE} "
                                   "lists")
-        result.statements = verify_attestations(attestations, keys, result.files, label=label)
+        _add(result, verify_attestations(attestations, keys, result.files, label=label))
     return result

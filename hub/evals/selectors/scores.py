@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, Subquery, prefetch_related_objects
 
 from hub.catalog.models import BaseModel, RepoKind, Version, VersionState
 from hub.evals.models import EvalRun, RunState
@@ -136,11 +136,13 @@ def latest_published_versions(base_model: BaseModel, repository_ids: Iterable[in
         published = published.filter(repository_id__in=repository_ids)
     # Only the newest of each repository is loaded (with its files): older versions are most of the rows.
     newest = published.filter(repository=OuterRef("repository")).order_by("-number").values("number")[:1]
-    versions = (published.filter(number=Subquery(newest))
-                .select_related("repository__owner", "base_model")
-                .prefetch_related("files__blob", "base_model__files__blob").order_by("repository_id", "-number"))
+    versions = (published.filter(number=Subquery(newest)).select_related("repository__owner")
+                .prefetch_related("files__blob").order_by("repository_id", "-number"))
+    # Every version has this base: one instance, its files loaded once, instead of a copy (and a load) per version.
+    prefetch_related_objects([base_model], "files__blob")
     latest: dict[int, Version] = {}
     for version in versions:
+        version.base_model = base_model
         latest.setdefault(version.repository_id, version)
     return latest
 

@@ -39,4 +39,11 @@ if ! command -v aria2c >/dev/null; then
   fi
   command -v aria2c >/dev/null || need "aria2 is missing (apt-get install aria2)"
 fi
-echo "services: PostgreSQL, Redis, Chromium and aria2 are ready"
+if ! command -v nginx >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing nginx for the cluster tests (deploy/cluster.sh's proxy host)…"
+    (apt-get install -y -q nginx-light >/dev/null 2>&1) || (apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null)
+  fi
+  command -v nginx >/dev/null || need "nginx is missing (apt-get install nginx-light)"
+fi
+echo "services: PostgreSQL, Redis, Chromium, aria2 and nginx are ready"

@@ -8,7 +8,8 @@ and a streamed answer whose body it already holds in memory (a small file) with 
 Every stored answer carries the generation number that any change to the catalog's rows bumps
 (`anonymous_reads_changed`, connected by the catalog to its models' save and delete signals, in web processes and
 workers alike), so a takedown or a new version is seen by the next request; ANONYMOUS_CACHE_SECONDS bounds the rest
-(download counters).
+(download counters): past it, one request recomputes an answer (it holds a refresh mark) while the others are still
+answered with it, so a popular read does not turn into a stampede of misses every ANONYMOUS_CACHE_SECONDS.
 
 Two readers, one writer. `AnonymousReadCacheMiddleware`, the first of MIDDLEWARE, stores the answer with every
 header the rest of the chain added (security headers, the policy, the ETag) and answers hits under WSGI and in
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -40,6 +42,9 @@ BODY = "_anonymous_cache_body"
 
 Stored = tuple[int, list[tuple[str, str]], bytes]
 UNREACHABLE = -1  # the generation when the cache could not be read: nothing is stored then
+REFRESHING = ":refreshing"  # suffix of the mark one request holds while it recomputes an answer past its time
+REFRESH_SECONDS = 10  # how long that mark holds if its request dies (then another request recomputes)
+STALE_SECONDS = 60  # how long past its time an answer is kept, to answer others while one request recomputes it
 
 log = logging.getLogger(__name__)
 
@@ -85,17 +90,21 @@ def _key(method: str, headers: Mapping[str, str], scheme: str, path: str, query:
     return f"anonymous-reads:{digest}"
 
 
-def _fetch(store: BaseCache, key: str) -> tuple[int, Stored | None]:
-    """The current generation, and the answer stored under `key` if it was computed in that generation. One round
-    trip (a Redis MGET): a hit blocks the event loop for it. An unreachable cache is a miss that is not stored."""
+def _fetch(store: BaseCache, key: str) -> tuple[int, Stored | None, bool]:
+    """The current generation; the answer stored under `key` if it was computed in that generation; and whether
+    that answer is due: past ANONYMOUS_CACHE_SECONDS with no request recomputing it yet. One round trip (a Redis
+    MGET): a hit blocks the event loop for it. An unreachable cache is a miss that is not stored."""
     try:
-        found = store.get_many([GENERATION_KEY, key])
+        found = store.get_many([GENERATION_KEY, key, key + REFRESHING])
     except Exception:
         log.warning("the anonymous read cache is unreachable: answering without it", exc_info=True)
-        return UNREACHABLE, None
+        return UNREACHABLE, None, False
     generation = found.get(GENERATION_KEY, 0)
     entry = found.get(key)
-    return generation, (entry[1] if entry is not None and entry[0] == generation else None)
+    if not (isinstance(entry, tuple) and len(entry) == 3 and entry[0] == generation):  # none, older, other format
+        return generation, None, False
+    _, stored, fresh_until = entry
+    return generation, stored, time.time() >= fresh_until and key + REFRESHING not in found
 
 
 def _anonymous(headers: Mapping[str, str]) -> bool:
@@ -155,8 +164,12 @@ class AnonymousReadCacheMiddleware:
             return self.get_response(request)
         key = _key(request.method, headers, request._get_scheme(), request.path, request.META.get("QUERY_STRING", ""))
         # The generation before the view reads anything: a change made meanwhile leaves what it answers stale.
-        generation, stored = _fetch(cache, key)
-        if stored is not None:
+        generation, stored, due = _fetch(cache, key)
+        # An answer past its time is recomputed by one request (the one that takes the refresh mark) while the
+        # others are answered with it: no stampede of misses every ANONYMOUS_CACHE_SECONDS. An answer of an older
+        # generation (a takedown, a new version) is never served.
+        refreshing = due and cache.add(key + REFRESHING, 1, timeout=REFRESH_SECONDS)
+        if stored is not None and not refreshing:
             status, stored_headers, body = _not_modified(stored, headers.get("if-none-match", "")) or stored
             response = HttpResponse(body, status=status)
             for name, value in stored_headers:
@@ -165,11 +178,16 @@ class AnonymousReadCacheMiddleware:
                 del response["Content-Type"]
             response[HIT_HEADER] = "hit"
             return response
-        response = self.get_response(request)
-        if generation != UNREACHABLE and _storable(response):
-            cache.set(key, (generation, (200, list(response.items()), _body(response))),
-                      timeout=settings.ANONYMOUS_CACHE_SECONDS)
-            response[HIT_HEADER] = "miss"
+        try:
+            response = self.get_response(request)
+            if generation != UNREACHABLE and _storable(response):
+                fresh_until = time.time() + settings.ANONYMOUS_CACHE_SECONDS
+                cache.set(key, (generation, (200, list(response.items()), _body(response)), fresh_until),
+                          timeout=settings.ANONYMOUS_CACHE_SECONDS + STALE_SECONDS)
+                response[HIT_HEADER] = "miss"
+        finally:
+            if refreshing:
+                cache.delete(key + REFRESHING)
         return response
 
 
@@ -221,9 +239,9 @@ class AnonymousReadCacheApp:
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         if not _askable(scope["method"], headers):
             return None
-        _, stored = _fetch(_store(), _key(scope["method"], headers, scope.get("scheme", "http"), scope["path"],
-                                          scope.get("query_string", b"").decode("latin-1")))
-        if stored is None:
+        _, stored, due = _fetch(_store(), _key(scope["method"], headers, scope.get("scheme", "http"),
+                                               scope["path"], scope.get("query_string", b"").decode("latin-1")))
+        if stored is None or due:  # Django's middleware recomputes it (or answers with it while another does)
             return None
         return _not_modified(stored, headers.get("if-none-match", "")) or stored
 

@@ -3,12 +3,17 @@ change (a takedown, a new version) is seen by the very next request. Conditional
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from hub.accounts.services import api_token_create
-from hub.catalog.models import VersionState
+from hub.catalog.models import Repository, VersionState
 from hub.catalog.services import version_set_state
+from hub.core import anoncache
 from hub.core.anoncache import HIT_HEADER
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -75,3 +80,34 @@ def test_lists_and_details_answer_304_to_a_client_that_has_them(make_user, make_
     make_version(alice, "sql")  # a second version changes the detail's body, so its ETag
     changed = client.get("/api/v1/adapters/alice/sql", HTTP_IF_NONE_MATCH=etags["/api/v1/adapters/alice/sql"])
     assert changed.status_code == 200 and changed["ETag"] != etags["/api/v1/adapters/alice/sql"]
+
+
+def test_an_answer_past_its_time_is_recomputed_by_one_request_while_the_others_get_it(make_user, make_version,
+                                                                                    monkeypatch, settings):
+    version = make_version(make_user("alice"), "sql")
+    clock = SimpleNamespace(time=time.time)
+    monkeypatch.setattr(anoncache, "time", clock)
+    headers = {"HTTP_HOST": "testserver", "HTTP_ACCEPT": "application/json"}
+    mark = anoncache._key("GET", {"host": "testserver", "accept": "application/json"}, "http", "/api/v1/adapters",
+                          "") + anoncache.REFRESHING
+    anonymous = APIClient()
+
+    def summary() -> tuple[str, str]:
+        response = anonymous.get("/api/v1/adapters", **headers)
+        return response[HIT_HEADER], response.json()["results"][0]["summary"]
+
+    Repository.objects.filter(pk=version.repository_id).update(summary="before")  # no signal: the cache can't know
+    assert summary() == ("miss", "before")
+    Repository.objects.filter(pk=version.repository_id).update(summary="after")
+    assert summary() == ("hit", "before")  # still within ANONYMOUS_CACHE_SECONDS
+    clock.time = lambda: time.time() + settings.ANONYMOUS_CACHE_SECONDS + 1
+    cache.add(mark, 1)  # another request is recomputing it: this one is answered with what is stored
+    assert summary() == ("hit", "before")
+    cache.delete(mark)
+    assert summary() == ("miss", "after")  # this request took the mark and recomputed it
+    assert cache.get(mark) is None  # and gave the mark back
+    # A change the hub knows of (a new generation) is never answered from before it, refresh mark or not.
+    cache.add(mark, 1)
+    Repository.objects.filter(pk=version.repository_id).update(summary="changed")
+    version.save()
+    assert summary() == ("miss", "changed")

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from bench.pages import measure  # noqa: E402  (the pages bench's timer and query count)
+
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/nomoat_h4scale"
 MARKER = "catalog-scale"  # the bench owners' bio: what says the catalog was generated, and its sizes
 
@@ -207,22 +209,6 @@ def deep_cursor(client, path: str, pages: int) -> str:
         parts = urlsplit(body["next"])
         path = f"{parts.path}?{parts.query}"
     return path
-
-
-def measure(client, path: str, requests: int) -> tuple[list[float], int]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    times, queries = [], 0
-    for _ in range(requests):
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            response = client.get(path)
-            times.append((time.perf_counter() - started) * 1000)
-        if response.status_code not in (200, 301, 302):
-            raise SystemExit(f"{path} answered {response.status_code}: {response.content[:300]!r}")
-        queries = len(captured.captured_queries)
-    return times, queries
 
 
 def select_one(requests: int) -> list[float]:

@@ -16,13 +16,13 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.audit.services import audit_record
-from hub.catalog.models import BaseModel, RepoKind, Repository, Version
+from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionState
 from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, count_attempt, lease_expired, renew_lease
 from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
 from hub.evals.selectors.scores import latest_published_versions, retention_by_version
 from hub.evals.signals import eval_run_queued
-from hub.evals.subjects import Subject, adapter_subject, base_subjects, content_digest, stack_subjects
+from hub.evals.subjects import ADAPTER_FILES, Subject, adapter_subject, base_subjects, content_digest, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
 from hub.provenance.signing import stack_attest, version_attest
 from hub.stacks.models import StackBuild
@@ -86,7 +86,11 @@ def evals_schedule_version(*, version: Version) -> list[EvalRun]:
     if task and task.error:
         jobs.append((task, adapter))
     runs = _ensure_all(jobs)
-    # Runs shared with an identical upload may have finished already: its score is known now.
+    # Runs shared with an identical upload may have finished already: its score is known now, and its attestations
+    # belong in this version's files too.
+    for run in runs:
+        if run.state == RunState.FINISHED and run.subject_hash == adapter.hash:
+            _attest_on(version, run, _stored_result(run))
     repository_scores_refresh(base_model=version.base_model, repository_ids=[version.repository_id])
     return runs
 
@@ -142,19 +146,44 @@ def eval_run_record_result(*, run: EvalRun, result: dict[str, Any]) -> bool:
             if run.subject_kind == SubjectKind.BASE:
                 repository_scores_refresh(base_model=run.base_model)
             elif run.subject_kind == SubjectKind.ADAPTER:
-                repository_scores_refresh(base_model=run.base_model, repository_ids=[run.version.repository_id])
+                repository_scores_refresh(base_model=run.base_model,
+                                          repository_ids=[v.repository_id for v in _versions_sharing(run)])
     return bool(recorded)
+
+
+def _versions_sharing(run: EvalRun) -> list[Version]:
+    """The adapter versions a run scores: the one that asked for it and every published one with the same adapter
+    files on the same base (a run is keyed by content, so an identical upload that came while it ran shares it)."""
+    weights = run.version.files.filter(path=ADAPTER_FILES[-1]).values("blob_id")
+    candidates = (Version.objects.filter(state=VersionState.PUBLISHED, base_model=run.base_model,
+                                         repository__kind=RepoKind.ADAPTER, files__path=ADAPTER_FILES[-1],
+                                         files__blob_id__in=weights)
+                  .exclude(pk=run.version_id).select_related("repository__owner", "base_model")
+                  .prefetch_related("files__blob", "base_model__files__blob"))
+    return [run.version, *(v for v in candidates if adapter_subject(v).hash == run.subject_hash)]
+
+
+def _stored_result(run: EvalRun) -> dict[str, Any]:
+    """A finished run's result in the shape a worker records it (what an attestation is made of)."""
+    return {"suite": run.suite_params, "versions": run.library_versions, "seed": run.seed,
+            "settings": run.suite_settings, "metrics": run.metrics}
 
 
 def _attest(run: EvalRun, result: dict[str, Any]) -> None:
     """The signed statement of an adapter version's or a stack's result, beside its model.sig (one per suite, and per
     artifact of a stack). Base models carry no signature to attest beside."""
-    attestation = {"predicate_type": EVALUATION, "predicate": evaluation_predicate(run, result)}
     if run.subject_kind == SubjectKind.ADAPTER and run.version_id:
-        version_attest(version=run.version, name=f"eval-{run.suite}", **attestation)
+        for version in _versions_sharing(run):
+            _attest_on(version, run, result)
     elif run.subject_kind == SubjectKind.STACK and run.build_id:
         on = run.artifact_path or run.runtime
-        stack_attest(build=run.build, name=f"eval-{run.suite}-on-{on}", **attestation)
+        stack_attest(build=run.build, name=f"eval-{run.suite}-on-{on}", predicate_type=EVALUATION,
+                     predicate=evaluation_predicate(run, result))
+
+
+def _attest_on(version: Version, run: EvalRun, result: dict[str, Any]) -> None:
+    version_attest(version=version, name=f"eval-{run.suite}", predicate_type=EVALUATION,
+                   predicate=evaluation_predicate(run, result))
 
 
 def evaluation_predicate(run: EvalRun, result: dict[str, Any]) -> dict[str, Any]:

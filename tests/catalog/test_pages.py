@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
 from hub.catalog.models import VersionState
@@ -69,6 +71,11 @@ def test_published_files_offer_their_torrent_and_metalink_on_the_page(client, ma
     assert f'href="{torrent}"' in page and f'href="{metalink}"' in page
     assert client.get(torrent)["Content-Type"] == "application/x-bittorrent"
     assert b"<metalink" in client.get(metalink).content
+    # Once the torrent is made, the page shows the magnet the API lists for the same file.
+    api_magnet = next(f["magnet"] for f in client.get("/api/v1/adapters/alice/swarmed/versions/1").json()["files"]
+                      if f["path"] == "adapter_model.safetensors")
+    assert api_magnet.startswith("magnet:?xt=urn:btih:") and "xt=urn:btmh:1220" in api_magnet
+    assert f'href="{html.escape(api_magnet)}"' in client.get("/adapters/alice/swarmed").content.decode()
     make_version(alice, "draft", state=VersionState.PENDING_REVIEW)
     client.force_login(alice)  # the owner sees a draft's page, but a draft is not served to swarms
     assert "/torrent" not in client.get("/adapters/alice/draft").content.decode()

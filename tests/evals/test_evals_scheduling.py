@@ -10,7 +10,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from hub.catalog.models import Version, VersionState
+from hub.catalog.models import Repository, Version, VersionState
 from hub.evals.charts import Point, scatter, ticks
 from hub.evals.models import EvalRun, RunState, SubjectKind
 from hub.evals.services import (
@@ -115,6 +115,22 @@ def test_runs_are_shared_by_content_and_scheduled_once(lookup, adapter, settings
     Version.objects.filter(pk=unpublished.pk).update(state=VersionState.PENDING_REVIEW)
     unpublished.refresh_from_db()
     assert evals_schedule_version(version=unpublished) == []
+
+
+def test_an_identical_upload_published_while_its_runs_ran_gets_their_score(adapter):
+    """Both versions asked for the same runs (keyed by content); the runs finish after the copy was published."""
+    first = adapter("first")
+    runs = evals_schedule_version(version=first)
+    copy = adapter("copy")
+    assert evals_schedule_version(version=copy) == runs
+    assert Repository.objects.get(name="copy").score is None  # nothing finished yet
+    general = [r for r in runs if r.suite == GENERAL_PERPLEXITY_ID and r.runtime == "transformers"]
+    for run in sorted(general, key=lambda r: r.subject_kind != SubjectKind.BASE):  # the base first
+        claimed = eval_run_claim(run_id=run.pk, lease_seconds=60)
+        assert eval_run_record_result(run=claimed, result=fake_result(claimed, 1.0 if run.subject_kind == "base"
+                                                                      else 1.1))
+    scores = dict(Repository.objects.filter(name__in=["first", "copy"]).values_list("name", "score"))
+    assert scores["first"] is not None and scores["copy"] == scores["first"], scores
 
 
 def fake_result(run: EvalRun, bits_per_byte: float) -> dict:

@@ -171,6 +171,9 @@ def generate(adapters: int, versions_per: int, seed: int = 1) -> None:
               flush=True)
         for _, definition in secondary:
             cursor.execute(definition)
+    from hub.catalog.services import repository_search_refresh
+
+    repository_search_refresh()  # the stored search documents, one UPDATE (as catalog migration 0007 backfills)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     print(f"indexes rebuilt and analyzed in {time.perf_counter() - loaded:.0f} s", flush=True)

@@ -5,7 +5,9 @@ cannot hold one, so every filter on it fails (and a streamed response fails mid-
 known refusals (ApiError, the services' errors, an oversized body) raised where no handler turns them into a
 response, as in a page calling a helper it shares with the API, answer with their own status: JSON in the error
 format of the API view that raised them, an error page otherwise. An outage (the database or the blob store cannot
-be reached: hub/core/outages.py) answers 503 with Retry-After, its page rendered without touching the database.
+be reached: hub/core/outages.py) answers 503 with Retry-After, its page rendered without touching the database, also
+when it is raised outside any view: Django turns an exception of any middleware (a session saved in
+SessionMiddleware's process_response) into the answer of `handler500`, which is `server_error` here.
 
 `ContentETagMiddleware` gives every non-streamed GET answer a weak ETag of its body, which Django's
 ConditionalGetMiddleware (just outside it) compares with If-None-Match to answer 304.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import http
+import sys
 from collections.abc import Callable
 from urllib.parse import unquote
 
@@ -25,6 +28,7 @@ from django.shortcuts import render
 from django.template.loader import get_template
 from django.urls import Resolver404, resolve
 from django.utils.cache import cc_delim_re, patch_vary_headers
+from django.views import defaults
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
@@ -63,6 +67,13 @@ class ClientErrorMiddleware:
         if error is None and isinstance(exception, SuspiciousOperation) and _api_view(request):
             error = _refused_body(exception)  # Django's own answer is an HTML page
         return None if error is None else error_response(request, error)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500, called while the exception is handled: an outage's 503, else Django's own 500 page."""
+    error = sys.exc_info()[1]
+    outage = None if error is None else outage_of(error)
+    return defaults.server_error(request) if outage is None else error_response(request, as_api_error(outage))
 
 
 def _contains_nul(request: HttpRequest) -> bool:

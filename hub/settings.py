@@ -327,6 +327,14 @@ else:
 # seconds (0: every one counts). The client's address is REMOTE_ADDR; behind TRUSTED_PROXY_COUNT
 # proxies that append to X-Forwarded-For (deploy/nginx.conf is one), the entry the outermost added.
 DOWNLOAD_DEDUP_SECONDS = env_int("DOWNLOAD_DEDUP_SECONDS", 3600)
+# With Redis, counted downloads are buffered there and folded into the rows this often (hub/catalog/download_counts.py):
+# the figures shown lag by up to this much. The embedded default counts in the rows at once.
+DOWNLOAD_COUNT_FLUSH_SECONDS = env_int("DOWNLOAD_COUNT_FLUSH_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["flush-version-downloads"] = {"task": "catalog.flush_download_counts",
+                                                   "schedule": DOWNLOAD_COUNT_FLUSH_SECONDS,
+                                                   "options": {"queue": "uploads"}}
+CELERY_BEAT_SCHEDULE["flush-stack-downloads"] = {"task": "stacks.flush_download_counts",
+                                                 "schedule": DOWNLOAD_COUNT_FLUSH_SECONDS, "options": {"queue": "builds"}}
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 REST_FRAMEWORK = {

@@ -16,5 +16,6 @@ urlpatterns = [
 
 # A path no route matches is answered in the API's error format under /api/v1/, with the site's page elsewhere.
 handler404 = "hub.api.errors.page_not_found"
-# Django's own view, named so it is plain: it renders templates/500.html with no context (nothing that can fail again).
-handler500 = "django.views.defaults.server_error"
+# What an exception no view or middleware answered becomes: 503 + Retry-After for an outage, even one raised outside
+# any view (a session saved in SessionMiddleware's process_response), else templates/500.html with no context.
+handler500 = "hub.middleware.server_error"

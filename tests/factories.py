@@ -10,8 +10,15 @@ import pytest
 
 from hub.accounts.models import Role, User
 from hub.accounts.services import user_create
-from hub.catalog.models import BaseModel, Repository, Version, VersionState
-from hub.catalog.services import base_model_register, blob_put_stream, repository_get_or_create, version_create
+from hub.catalog.models import BaseModel, Version, VersionState
+from hub.catalog.services import (
+    base_model_register,
+    blob_put_stream,
+    repository_get_or_create,
+    repository_search_refresh,
+    repository_set_summary,
+    version_create,
+)
 
 _counter = itertools.count()
 CARD = "---\nlicense: apache-2.0\nbase_model: nomoat/tiny-llama\ntags: [sql, demo]\ntask: text-generation\n---\n\n# {name}\n\n{body}\n"
@@ -41,7 +48,7 @@ def make_version(db) -> Callable[..., Version]:
              summary: str = "") -> Version:
         repo = repository_get_or_create(kind=kind, owner=owner, name=name, base_model=base_model)
         if summary:
-            Repository.objects.filter(pk=repo.pk).update(summary=summary)
+            repository_set_summary(repository=repo, summary=summary)
         files = files if files is not None else {
             "README.md": CARD.format(name=name, body=body).encode(),
             "adapter_model.safetensors": f"weights of {name} {next(_counter)}".encode() * 100,
@@ -50,6 +57,7 @@ def make_version(db) -> Callable[..., Version]:
         # Under the `db` fixture on_commit never fires, so no validation task is enqueued here.
         version = version_create(repository=repo, files=blobs, created_by=owner, base_model=base_model)
         Version.objects.filter(pk=version.pk).update(state=state)
+        repository_search_refresh(repository_ids=[repo.pk])  # what version_set_state does
         version.refresh_from_db()
         return version
 

@@ -7,7 +7,9 @@ BLOB_ACCEL_REDIRECT set, a GET answers `X-Accel-Redirect` and no body: the proxy
 
 A download is a GET from byte 0, counted once per client (the signed-in user, else the IP address)
 and item per DOWNLOAD_DEDUP_SECONDS, so repeated requests cannot inflate `ordering=downloads`. The
-request only adds a key to the shared cache; the counters are written after the response is sent.
+request only adds a key to the shared cache; the count is buffered after the response is sent and reaches the rows
+with the next flush (hub/catalog/download_counts.py). While the shared cache is down a download is still served and
+counted, without deduplication.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hub.catalog.blobstore import FileBlobStore, get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionFile
 from hub.catalog.services import version_record_download
 from hub.core.anoncache import never_store, with_body
+from hub.core.outages import outage_of
 from hub.core.streaming import response_body
 from hub.core.throttling import client_address
 from workers.engine.datasets import DATA_SUFFIXES
@@ -81,7 +84,13 @@ def _first_in_window(request: HttpRequest, download: Download) -> bool:
     client = f"user:{user.pk}" if user is not None and user.is_authenticated else f"ip:{client_address(request)}"
     # Hashed: a fixed-length key whatever the header held, and no addresses stored in the cache.
     digest = hashlib.sha256(f"{download.key}|{client}".encode()).hexdigest()
-    return cache.add(f"download:{digest}", 1, timeout=window)
+    try:
+        return cache.add(f"download:{digest}", 1, timeout=window)
+    except Exception as exc:
+        if outage_of(exc) is None:
+            raise
+        # The shared cache is down: the download is still served, and counted (a repeat may count again meanwhile).
+        return True
 
 
 def _record_after_response(response: HttpResponse, download: Download) -> None:

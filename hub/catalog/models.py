@@ -10,6 +10,7 @@ import hashlib
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -97,6 +98,9 @@ class Repository(models.Model):
     score = models.FloatField(null=True, blank=True)  # the headline eval score, for ordering
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # PostgreSQL's stored search document (name, summary, the published cards), written only by
+    # catalog.services.repository_search_refresh; NULL on SQLite, whose search reads the columns themselves.
+    search_document = SearchVectorField(null=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -251,3 +255,14 @@ class VersionOrigin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} from {self.object_id}"
+
+
+class DownloadFlush(models.Model):
+    """A batch of buffered download counts already folded into the rows (hub/catalog/download_counts.py): recorded
+    in the same transaction as the counts, so that no batch is folded twice."""
+
+    batch = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.batch

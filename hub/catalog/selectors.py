@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from django.db import connection, models
-from django.db.models import Case, Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
+from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.http import Http404
 
 from hub.catalog.models import (
@@ -139,21 +139,14 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
     return qs.order_by(primary, *TIE_BREAKS.get(filters.ordering, ()), "-pk")
 
 
-# Search (PostgreSQL): full-text over names (weight A) and summaries (B), and over the cards of visible versions,
-# plus trigram word similarity on names so a typo ("helpr") still finds "sql-helper" (pg_trgm's `%>`, at its
-# pg_trgm.word_similarity_threshold, 0.6 by default), and the text as a substring of a name or summary. Each way to
-# match is a query that one index answers (catalog migrations 0003 and 0005); the repositories are their union, so
-# a search costs what its matches cost, never a pass over the catalog. The rank (ts_rank of names and summaries, a
-# little for a matching card, half the name's similarity) is computed only when the list is ordered by it: for
-# every match, which no index spares. SQLite: every word as a substring, rank 0.
-CARD_MATCH_RANK = 0.01  # below one word of a summary (ts_rank ≈ 0.024): names, then summaries, then cards
-
-
-def name_document():
-    """The names' tsvector; catalog migration 0005 indexes this very expression."""
-    from django.contrib.postgres.search import SearchVector
-
-    return SearchVector("name", config="simple", weight="A") + SearchVector("summary", config="english", weight="B")
+# Search (PostgreSQL): full-text over each repository's stored document (name A, summary B, published cards D:
+# catalog.services.repository_search_refresh, one GIN index), plus trigram word similarity on names so a typo
+# ("helpr") still finds "sql-helper" (pg_trgm's `%>`, at its pg_trgm.word_similarity_threshold, 0.6 by default),
+# and the text as a substring of a name or summary: one OR over indexes of the repository table (migrations 0003,
+# 0005, 0007), which the planner answers by a bitmap of them or by the list's ordering index, stopping at a page.
+# Cards only the caller may see besides the published ones (their own, a moderator's) are matched beside it, on
+# the cards' index. The rank (ts_rank of the document, half the name's similarity) is computed only when the list
+# is ordered by it. SQLite: every word as a substring, rank 0.
 
 
 def card_document():
@@ -164,7 +157,7 @@ def card_document():
 
 
 def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QuerySet[Repository]:
-    cards = versions_visible_to(user).order_by()  # no ORDER BY inside a union's arm
+    cards = versions_visible_to(user).order_by()
     if connection.vendor != "postgresql":
         cond = Q()
         for word in text.split():
@@ -175,18 +168,15 @@ def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QueryS
     from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
 
     query = SearchQuery(text, search_type="websearch", config="english")
-    repositories = Repository.objects.order_by().values("pk")
-    card_matches = cards.alias(doc=card_document()).filter(doc=query).values("repository_id")
-    matches = repositories.alias(doc=name_document()).filter(doc=query).union(
-        repositories.filter(TrigramWordSimilar(F("name"), Value(text))),  # `name %> text`
-        repositories.filter(name__icontains=text), repositories.filter(summary__icontains=text), card_matches)
-    qs = qs.filter(pk__in=matches)
+    matches = (Q(search_document=query) | Q(TrigramWordSimilar(F("name"), Value(text)))  # `name %> text`
+               | Q(name__icontains=text) | Q(summary__icontains=text))
+    if user and user.is_authenticated:  # the published cards are in the document already
+        matches |= Q(pk__in=cards.exclude(state=VersionState.PUBLISHED).alias(doc=card_document())
+                     .filter(doc=query).values("repository_id"))
+    qs = qs.filter(matches)
     if not ranked:
         return qs.annotate(search_rank=Value(0.0, output_field=FloatField()))
-    card_rank = Case(When(pk__in=card_matches, then=Value(CARD_MATCH_RANK)), default=Value(0.0),
-                     output_field=FloatField())
-    return qs.annotate(search_rank=SearchRank(name_document(), query) + card_rank
-                       + TrigramWordSimilarity(text, "name") * 0.5)
+    return qs.annotate(search_rank=SearchRank(F("search_document"), query) + TrigramWordSimilarity(text, "name") * 0.5)
 
 
 def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository:

@@ -8,13 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
 from hub.accounts.models import User
 from hub.catalog.blobstore import get_blob_store
+from hub.catalog.download_counts import count_download, flush_downloads
 from hub.catalog.models import (
     BaseModel,
     BaseModelFile,
@@ -117,7 +118,36 @@ def repository_create(*, kind: str, owner: User, name: str, base_model: BaseMode
             repository.save()
     except IntegrityError:
         raise ValueError(f"{kind} {owner.username}/{name} already exists") from None
+    repository_search_refresh(repository_ids=[repository.pk])
     return repository
+
+
+def repository_set_summary(*, repository: Repository, summary: str) -> None:
+    Repository.objects.filter(pk=repository.pk).update(summary=summary[:300])
+    repository_search_refresh(repository_ids=[repository.pk])
+
+
+# The stored search document (hub/catalog/selectors.py `_searched` matches and ranks by it): the name (weight A,
+# 'simple': names are not English), the summary (B) and the cards of published versions (D), so anyone's search
+# reads one GIN index; cards only their owner or a moderator may see are searched beside it. One UPDATE for any set
+# of repositories: catalog migration 0007 backfills with it, bench/catalog_scale.py after its COPY.
+SEARCH_DOCUMENT_SQL = """
+UPDATE catalog_repository AS r SET search_document =
+    setweight(to_tsvector('simple', r.name), 'A') || setweight(to_tsvector('english', r.summary), 'B')
+    || setweight(to_tsvector('english', coalesce((SELECT string_agg(v.card_text, ' ') FROM catalog_version v
+                                                 WHERE v.repository_id = r.id AND v.state = 'published'), '')), 'D')
+"""
+
+
+def repository_search_refresh(*, repository_ids: list[int] | None = None) -> None:
+    """Recompute the search document of these repositories (all of them when None); nothing on SQLite."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        if repository_ids is None:
+            cursor.execute(SEARCH_DOCUMENT_SQL)
+        else:
+            cursor.execute(SEARCH_DOCUMENT_SQL + " WHERE r.id = ANY(%s)", [list(repository_ids)])
 
 
 def repository_get_or_create(*, kind: str, owner: User, name: str, base_model: BaseModel | None = None) -> Repository:
@@ -202,6 +232,7 @@ def version_set_state(*, version: Version, state: str, reason: str = "") -> Vers
         if state == VersionState.PUBLISHED and locked.published_at is None:
             locked.published_at = timezone.now()
         locked.save(update_fields=["state", "state_reason", "published_at"])
+        repository_search_refresh(repository_ids=[locked.repository_id])
     version.refresh_from_db()
     return version
 
@@ -274,5 +305,20 @@ def versions_requeue_stale(*, uploaded_after_seconds: int) -> list[int]:
 
 
 def version_record_download(*, version: Version) -> None:
-    Version.objects.filter(pk=version.pk).update(downloads=F("downloads") + 1)
-    Repository.objects.filter(pk=version.repository_id).update(downloads=F("downloads") + 1)
+    """Buffered (hub/catalog/download_counts.py): the rows show it after the next flush."""
+    count_download("version", version.pk, apply=versions_add_downloads)
+
+
+def versions_add_downloads(*, counts: Mapping[int, int]) -> None:
+    """Add {version id: downloads} to the versions and their repositories."""
+    per_repository: dict[int, int] = {}
+    for version_id, repository_id in Version.objects.filter(pk__in=counts).values_list("pk", "repository_id"):
+        Version.objects.filter(pk=version_id).update(downloads=F("downloads") + counts[version_id])
+        per_repository[repository_id] = per_repository.get(repository_id, 0) + counts[version_id]
+    for repository_id, added in per_repository.items():
+        Repository.objects.filter(pk=repository_id).update(downloads=F("downloads") + added)
+
+
+def versions_flush_downloads() -> int:
+    """Fold the buffered downloads of versions into their rows (the beat's task); how many were folded."""
+    return flush_downloads("version", apply=versions_add_downloads)

@@ -18,6 +18,7 @@ from hub.catalog.services import (
     version_claim_for_validation,
     version_record_validation,
     version_renew_validation_lease,
+    versions_flush_downloads,
     versions_requeue_stale,
 )
 from hub.catalog.signals import version_uploaded
@@ -68,6 +69,12 @@ def requeue_stale_validations() -> list[int]:
 def expire_upload_sessions() -> int:
     """Delete resumable upload sessions idle past UPLOAD_SESSION_TTL_SECONDS, with their .part files (beat)."""
     return upload_sessions_expire()
+
+
+@shared_task(name="catalog.flush_download_counts", queue=QUEUE)
+def flush_download_counts() -> int:
+    """Fold the downloads buffered in Redis into the versions' rows (beat, DOWNLOAD_COUNT_FLUSH_SECONDS)."""
+    return versions_flush_downloads()
 
 
 run_when_a_worker_starts(requeue_stale_validations)

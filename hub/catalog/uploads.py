@@ -27,8 +27,14 @@ from django.utils import timezone
 
 from hub.accounts.models import User
 from hub.catalog.blobstore import BlobIntegrityError
-from hub.catalog.models import BaseModel, Blob, Repository, UploadSession, Version
-from hub.catalog.services import blob_put_file, blob_put_stream, repository_get_or_create, version_create
+from hub.catalog.models import BaseModel, Blob, UploadSession, Version
+from hub.catalog.services import (
+    blob_put_file,
+    blob_put_stream,
+    repository_get_or_create,
+    repository_set_summary,
+    version_create,
+)
 from hub.core.errors import ServiceError
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
@@ -113,7 +119,7 @@ def upload_version(
         except ValidationError as exc:
             raise UploadError("bad_name", f"repository name {name!r}: {'; '.join(exc.messages)}") from None
         if summary:
-            Repository.objects.filter(pk=repository.pk).update(summary=summary[:300])
+            repository_set_summary(repository=repository, summary=summary)
         return version_create(repository=repository, files=blobs, created_by=owner, base_model=base_model)
 
 

@@ -11,13 +11,15 @@ WebFinger: acct:hub@<host:port> is the hub actor, acct:<username>@<host:port> a 
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.urls import reverse
 
 from hub.accounts.models import MIRROR_SEPARATOR, User
-from hub.federation.keys import actor_key
+from hub.federation.keys import actor_key, retired_keys
+from hub.federation.models import KeyKind
 
 AS_PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 CONTEXT = ["https://www.w3.org/ns/activitystreams", "https://w3id.org/security/v1"]
@@ -51,9 +53,10 @@ def key_id(user: User | None) -> str:
     return f"{actor_url(user)}#main-key"
 
 
-def proof_key_id(user: User | None) -> str:
-    """The Ed25519 key (object integrity proofs of activities), listed as the actor's assertionMethod."""
-    return f"{actor_url(user)}#ed25519-key"
+def proof_key_id(user: User | None, name: str | None = None) -> str:
+    """The Ed25519 key (object integrity proofs of activities), listed as the actor's assertionMethod: the current
+    one, or the one whose id ends in `#name`."""
+    return f"{actor_url(user)}#{name or actor_key(user).ed25519_key_name}"
 
 
 def collection_url(user: User | None, name: str) -> str:
@@ -125,6 +128,17 @@ def actor_document(user: User | None) -> dict:
         "manuallyApprovesFollowers": False,
         "discoverable": True,
         "publicKey": {"id": key_id(user), "owner": url, "publicKeyPem": key.public_key_pem},
-        "assertionMethod": [{"id": proof_key_id(user), "type": "Multikey", "controller": url,
-                             "publicKeyMultibase": key.ed25519_public_multibase}],
+        "assertionMethod": [_multikey(user, key.ed25519_key_name, key.ed25519_public_multibase), *(
+            _multikey(user, old.name, old.public_key, old.revoked_at)
+            for old in retired_keys(user).filter(kind=KeyKind.ED25519))],
     }
+
+
+def _multikey(user: User | None, name: str, multibase: str, revoked: datetime | None = None) -> dict:
+    """A verification method; a revoked one says since when (`revoked`, W3C Controlled Identifiers), and verifiers
+    refuse what it signed."""
+    method = {"id": proof_key_id(user, name), "type": "Multikey", "controller": actor_url(user),
+              "publicKeyMultibase": multibase}
+    if revoked is not None:
+        method["revoked"] = revoked.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return method

@@ -124,6 +124,11 @@ def _dispatch(*, peer: Peer, activity: dict) -> str:
     if kind == "Undo" and isinstance(inner, dict) and inner.get("type") == "Follow":
         services.follower_remove(activity=activity)
         return "unfollowed"
+    if kind == "Update" and isinstance(inner, dict) and inner.get("id") == activity["actor"]:
+        # The actor changed (new or revoked keys): its document is fetched again from its own URL, not taken
+        # from the activity, and the cached keys replaced.
+        services.remote_actor_get(url=activity["actor"], refresh=True)
+        return "actor refreshed"
     from hub.federation import mirroring  # F2's module: everything about content
 
     mirroring.activity_received(peer=peer, activity=activity)

@@ -48,7 +48,6 @@ from hub.catalog.models import (
     Blob,
     FetchState,
     RepoKind,
-    Repository,
     RepositoryOrigin,
     Version,
     VersionOrigin,
@@ -58,6 +57,8 @@ from hub.catalog.services import (
     BlobRefused,
     blob_put_stream,
     repository_get_or_create,
+    repository_search_refresh,
+    repository_set_summary,
     version_claim_for_validation,
     version_create,
     version_record_validation,
@@ -352,8 +353,9 @@ def _metadata_update(origin: VersionOrigin, obj: dict) -> None:
     card = obj.get("card")
     if isinstance(card, str):
         Version.objects.filter(pk=origin.version_id).update(card_text=card)
+        repository_search_refresh(repository_ids=[origin.version.repository_id])
     if isinstance(obj.get("summary"), str):
-        Repository.objects.filter(pk=origin.version.repository_id).update(summary=obj["summary"][:300])
+        repository_set_summary(repository=origin.version.repository, summary=obj["summary"])
 
 
 # --- fetching -----------------------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ class ActorKey(models.Model):
     private_key_pem = models.TextField()
     ed25519_public_multibase = models.CharField(max_length=100)  # multicodec ed25519-pub, base58btc ("z6Mk...")
     ed25519_private_pem = models.TextField()
+    # The fragment of the Ed25519 key's id (`<actor>#<name>`): a new one at each rotation, so a proof names the key
+    # that made it and the retired key stays listed under its own id.
+    ed25519_key_name = models.CharField(max_length=40, default="ed25519-key")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -30,6 +33,34 @@ class ActorKey(models.Model):
 
     def __str__(self) -> str:
         return f"key of {self.user.username if self.user_id else 'the hub'}"
+
+
+class KeyKind(models.TextChoices):
+    RSA = "rsa", "RSA (HTTP signatures)"
+    ED25519 = "ed25519", "Ed25519 (object integrity proofs)"
+
+
+class RetiredActorKey(models.Model):
+    """The public half of an actor key that a rotation replaced. An Ed25519 key stays in the actor document (its
+    assertionMethod), so proofs it made stay verifiable, until it is revoked: then it is listed with `revoked`, and
+    verifiers refuse what it signed. An RSA key signed only requests, checked when they arrived: it is kept here to
+    show it retired or revoked, not served."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="+")  # null: the hub actor
+    kind = models.CharField(max_length=8, choices=KeyKind.choices)
+    name = models.CharField(max_length=40)  # the key id's fragment, unique per actor
+    public_key = models.TextField()  # RSA: SubjectPublicKeyInfo PEM; Ed25519: publicKeyMultibase
+    retired_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-retired_at", "-pk"]
+        constraints = [models.UniqueConstraint(Coalesce("user", models.Value(0)), "name",
+                                               name="federation_retired_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} key {self.name} of {self.user.username if self.user_id else 'the hub'}"
 
 
 class PeerState(models.TextChoices):
@@ -88,7 +119,7 @@ class RemoteActor(models.Model):
     shared_inbox_url = models.URLField(max_length=500, blank=True)
     preferred_username = models.CharField(max_length=200, blank=True)
     outbox_url = models.URLField(max_length=500, blank=True)
-    proof_keys = models.JSONField(default=dict, blank=True)  # assertionMethod id -> publicKeyMultibase (Ed25519)
+    proof_keys = models.JSONField(default=dict, blank=True)  # unrevoked assertionMethod id -> publicKeyMultibase
     fetched_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -73,7 +73,7 @@ def remote_actor_get(*, url: str, refresh: bool = False) -> RemoteActor:
         "outbox_url": _http_url(document.get("outbox")),
         "preferred_username": str(document.get("preferredUsername", ""))[:200], "fetched_at": timezone.now(),
         "proof_keys": {str(m["id"]): str(m.get("publicKeyMultibase", "")) for m in _as_list(document.get(
-                       "assertionMethod")) if isinstance(m, dict) and m.get("id")},
+                       "assertionMethod")) if isinstance(m, dict) and m.get("id") and not m.get("revoked")},
     }
     actor, _ = RemoteActor.objects.update_or_create(url=url, defaults=fields)
     if document.get("type") == "Application" and peer.actor_url in ("", url):

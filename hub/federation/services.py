@@ -16,7 +16,18 @@ from hub.core.errors import ServiceError
 from hub.federation import actors
 from hub.federation.client import RemoteError, signed_get
 from hub.federation.delivery import activity_publish
-from hub.federation.models import Follow, Follower, FollowState, Peer, PeerState, RemoteActor
+from hub.federation.keys import actor_key, actor_key_rotate, retired_keys
+from hub.federation.models import (
+    ActorKey,
+    Follow,
+    Follower,
+    FollowState,
+    KeyKind,
+    Peer,
+    PeerState,
+    RemoteActor,
+    RetiredActorKey,
+)
 from hub.federation.remote import (
     base_url_of,
     peer_get_or_create,
@@ -186,3 +197,38 @@ def peer_block(*, url: str, blocked: bool = True) -> Peer:
     if blocked:
         Follower.objects.filter(peer=peer).update(state=FollowState.REJECTED)
     return peer
+
+
+def actor_keys_rotate(*, user: User | None, kinds: tuple[str, ...] = tuple(KeyKind.values)) -> ActorKey:
+    """Rotate an actor's keys (`kinds`: rsa, ed25519; both by default) and tell its followers (an `Update` of the
+    actor), so they fetch the new keys before the next signature check rather than after a failed one."""
+    with transaction.atomic():
+        for kind in kinds:
+            actor_key_rotate(user, kind)
+        _actor_update_publish(user)
+    log.info("rotated the %s keys of %s", "+".join(kinds), actors.actor_url(user))
+    return actor_key(user)
+
+
+def actor_key_revoke(*, key_id: str) -> RetiredActorKey:
+    """Revoke a retired key of a local actor, named by its id (`<actor URL>#<name>`): listed as revoked from now on,
+    and followers told (an `Update` of the actor), so they refuse what it signed. The current key is rotated first."""
+    actor_url, _, name = key_id.partition("#")
+    ours, user = actors.actor_from_url(actor_url)
+    with transaction.atomic():
+        retired = retired_keys(user).select_for_update().filter(name=name).first() if ours and name else None
+        if retired is None:
+            raise ServiceError(f"{key_id}: not a retired key of a local actor (a current key is rotated first, then "
+                               "revoked; manage.py federation keys lists them)", code="not_found", status=404)
+        if retired.revoked_at is None:
+            retired.revoked_at = timezone.now()
+            retired.save(update_fields=["revoked_at"])
+            _actor_update_publish(user)
+    log.info("revoked %s", key_id)
+    return retired
+
+
+def _actor_update_publish(user: User | None) -> None:
+    actor = actors.actor_document(user)
+    activity_publish(actor=actors.HUB_ACTOR_NAME if user is None else user.username,
+                     activity={"type": "Update", "object": {k: v for k, v in actor.items() if k != "@context"}})

@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from hub.accounts.models import User
+from hub.catalog.download_counts import count_download, flush_downloads
 from hub.catalog.models import BaseModel, Blob, RepoKind, Version, VersionState
 from hub.core.errors import ServiceError
 from hub.core.leases import claim_with_lease, count_attempt, lease_expired, lease_until, renew_lease
@@ -218,4 +219,16 @@ def stacks_requeue_stale() -> list[int]:
 
 
 def stack_record_download(*, build: StackBuild) -> None:
-    StackBuild.objects.filter(pk=build.pk).update(downloads=F("downloads") + 1)
+    """Buffered (hub/catalog/download_counts.py): the row shows it after the next flush."""
+    count_download("stack", build.pk, apply=stacks_add_downloads)
+
+
+def stacks_add_downloads(*, counts: Mapping[int, int]) -> None:
+    """Add {build id: downloads} to the builds."""
+    for build_id, added in counts.items():
+        StackBuild.objects.filter(pk=build_id).update(downloads=F("downloads") + added)
+
+
+def stacks_flush_downloads() -> int:
+    """Fold the buffered downloads of stacks into their rows (the beat's task); how many were folded."""
+    return flush_downloads("stack", apply=stacks_add_downloads)

@@ -22,6 +22,7 @@ from hub.stacks.services import (
     stack_record_failure,
     stack_record_ready,
     stack_renew_lease,
+    stacks_flush_downloads,
     stacks_requeue_stale,
 )
 from hub.stacks.signals import stack_queued
@@ -87,6 +88,12 @@ def enqueue_build(sender: type[StackBuild], build_id: int, **kwargs: object) -> 
 def requeue_stale_builds() -> list[int]:
     """Build again what a dead worker left: every minute (beat) and when a worker starts."""
     return stacks_requeue_stale()
+
+
+@shared_task(name="stacks.flush_download_counts", queue=QUEUE)
+def flush_download_counts() -> int:
+    """Fold the downloads buffered in Redis into the builds' rows (beat, DOWNLOAD_COUNT_FLUSH_SECONDS)."""
+    return stacks_flush_downloads()
 
 
 run_when_a_worker_starts(requeue_stale_builds)

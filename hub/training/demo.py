@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from hub.accounts.models import User
-from hub.catalog.models import BaseModel, RepoKind, Repository, Version, VersionState
+from hub.catalog.models import BaseModel, RepoKind, Version, VersionState
 from hub.catalog.services import (
     blob_put_file,
     blob_put_stream,
     repository_get_or_create,
+    repository_set_summary,
     version_claim_for_validation,
     version_create,
     version_record_validation,
@@ -166,7 +167,7 @@ def demo_dataset_publish(*, owner: User, name: str) -> Version:
     summary = DEMO_DATASETS[name][0]
     files = demo_dataset_files(name)
     repository = repository_get_or_create(kind=RepoKind.DATASET, owner=owner, name=name)
-    Repository.objects.filter(pk=repository.pk).update(summary=summary[:300])
+    repository_set_summary(repository=repository, summary=summary)
     blobs = {path: blob_put_stream(stream=io.BytesIO(data)) for path, data in files.items()}
     version = version_create(repository=repository, files=blobs, created_by=owner)
     claimed = version_claim_for_validation(version_id=version.pk, lease_seconds=60)
@@ -198,8 +199,8 @@ def demo_adapters_seed(*, owner: User, base: BaseModel) -> list[Version]:
             continue
         blobs = {path: blob_put_file(path=folder / path) for path in DEMO_ADAPTER_FILES}
         repository = repository_get_or_create(kind=RepoKind.ADAPTER, owner=owner, name=name, base_model=base)
-        Repository.objects.filter(pk=repository.pk).update(summary=f"SmolLM2 LoRA trained by the hub on "
-                                                                   f"{owner.username}/{dataset}"[:300])
+        repository_set_summary(repository=repository,
+                               summary=f"SmolLM2 LoRA trained by the hub on {owner.username}/{dataset}")
         versions.append(version_create(repository=repository, files=blobs, created_by=owner, base_model=base))
     return versions
 

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from hub.catalog.models import Repository, Version
+from hub.catalog.services import versions_flush_downloads
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,8 @@ def weights_url(make_user, make_version) -> tuple[Version, str]:
 
 
 def counts(version: Version) -> tuple[int, int]:
+    """The version's and its repository's downloads, once the buffered ones are folded (the beat's flush)."""
+    versions_flush_downloads()
     return Version.objects.get(pk=version.pk).downloads, Repository.objects.get(pk=version.repository_id).downloads
 
 

@@ -149,3 +149,36 @@ def test_the_cli_gives_up_once_the_outage_outlasts_its_patience(hub_answering, m
     with pytest.raises(ApiError) as refused:
         Client(hub_answering.url, "nmt_x").post_json("api/v1/uploads", {})
     assert refused.value.status == 503 and refused.value.retry_after == 1 and 1 <= len(hub_answering.seen) <= 3
+
+
+# --- outside any view --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_save_that_meets_a_database_outage_answers_503_not_500(settings) -> None:
+    """The sign-in page touches no table; with CSRF_USE_SESSIONS its token goes into a new session, saved in
+    SessionMiddleware.process_response, after every view and middleware hook that handles errors. The database
+    connection is cut off beforehand (as PostgreSQL does when it shuts down), so that save is what meets the outage."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("cuts its own PostgreSQL connection off with pg_terminate_backend")
+    settings.OUTAGE_RETRY_AFTER_SECONDS = 4
+    client = Client(raise_request_exception=False)  # answer as a server does, instead of raising in the test
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/login/").status_code == 200
+    assert not queries.captured_queries  # without a session to save, the page needs no database
+    settings.CSRF_USE_SESSIONS = True
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", (connection.connection.info.backend_pid,))
+    try:
+        response = client.get("/login/")
+    finally:
+        connection.close()  # the cut-off connection; the next query opens a new one
+    assert response.status_code == 503 and response["Retry-After"] == "4"
+    assert b"database cannot be reached" in response.content

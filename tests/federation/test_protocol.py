@@ -634,8 +634,17 @@ def test_rotating_a_key_serves_the_new_one_and_keeps_the_proof_key(client, make_
     doc = client.get("/federation/users/alice", headers={"Accept": AS_JSON}).json()
     assert doc["publicKey"]["publicKeyPem"] != before.public_key_pem
     assert doc["publicKey"]["publicKeyPem"] == actor_key(alice).public_key_pem
-    assert doc["assertionMethod"][0]["publicKeyMultibase"] == before.ed25519_public_multibase
-    assert embedded_signature_check(signed, lambda method: doc["assertionMethod"][0]["publicKeyMultibase"])
+    methods = {m["id"]: m for m in doc["assertionMethod"]}
+    assert doc["assertionMethod"][0]["publicKeyMultibase"] == actor_key(alice).ed25519_public_multibase
+    old_id = "http://testserver/federation/users/alice#ed25519-key"  # the retired key, still listed
+    assert methods[old_id]["publicKeyMultibase"] == before.ed25519_public_multibase
+    assert embedded_signature_check(signed, lambda method: methods[method]["publicKeyMultibase"]) == old_id
+    call_command("federation", "revoke-key", old_id, stdout=io.StringIO())
+    doc = client.get("/federation/users/alice", headers={"Accept": AS_JSON}).json()
+    assert {m["id"]: m for m in doc["assertionMethod"]}[old_id]["revoked"]
+    out = io.StringIO()
+    call_command("federation", "keys", "alice", stdout=out)
+    assert f"{old_id}  ed25519  revoked" in out.getvalue() and "rsa  previous" in out.getvalue()
     with pytest.raises(CommandError, match="expected the username"):
         call_command("federation", "rotate-key", "nobody", stdout=io.StringIO())
 

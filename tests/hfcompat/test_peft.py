@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.catalog.models import Repository
-from tests.conftest import wait_until
+from tests.hfcompat.test_hub_client import assert_downloads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,5 +34,4 @@ def test_peft_loads_each_revision_like_the_folder_on_disk(hub_client, make_user,
     """, base_dir=str(tiny_base), first=str(first), second=str(second))
     assert got == {"main": True, "v1": True, "revisions_differ": True}
     # One download per version; counted after each response, so wait for the server to have done it.
-    wait_until(lambda: Repository.objects.get(name="sql-helper").downloads >= 2, timeout=30, what="the downloads")
-    assert Repository.objects.get(name="sql-helper").downloads == 2
+    assert_downloads("sql-helper", 2)

@@ -10,10 +10,9 @@ import requests
 from django.utils import timezone
 
 from hub.catalog.downloads import serve_blob
-from hub.catalog.models import Repository
 from hub.catalog.services import blob_put_stream
 from hub.hfcompat import selectors
-from tests.conftest import wait_until
+from tests.hfcompat.test_hub_client import assert_downloads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,8 +41,7 @@ def test_a_presigning_store_redirects_the_download_not_the_metadata(hub_client, 
     """)
     assert bytes.fromhex(got) == weights
     # The redirect above counted (after its response); the client's own GET from the same address did not again.
-    wait_until(lambda: Repository.objects.get(name="sql-helper").downloads >= 1, timeout=30, what="the download")
-    assert Repository.objects.get(name="sql-helper").downloads == 1
+    assert_downloads("sql-helper", 1)
 
 
 def test_a_registered_resolver_serves_its_own_read_only_repositories(hub_client, monkeypatch):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from django.db.models import OuterRef, Subquery, prefetch_related_objects
 
-from hub.catalog.models import BaseModel, RepoKind, Version, VersionState
+from hub.catalog.models import BaseModel, RepoKind, Version, VersionFile, VersionState
+from hub.catalog.selectors import files_with_blobs
 from hub.evals.models import EvalRun, RunState
 from hub.evals.subjects import adapter_subject, base_subjects
 from hub.evals.suites import general_suite_ref
@@ -137,7 +138,7 @@ def latest_published_versions(base_model: BaseModel, repository_ids: Iterable[in
     # Only the newest of each repository is loaded (with its files): older versions are most of the rows.
     newest = published.filter(repository=OuterRef("repository")).order_by("-number").values("number")[:1]
     versions = (published.filter(number=Subquery(newest)).select_related("repository__owner")
-                .prefetch_related("files__blob").order_by("repository_id", "-number"))
+                .prefetch_related(files_with_blobs("files", VersionFile)).order_by("repository_id", "-number"))
     # Every version has this base: one instance, its files loaded once, instead of a copy (and a load) per version.
     prefetch_related_objects([base_model], "files__blob")
     latest: dict[int, Version] = {}

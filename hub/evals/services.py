@@ -22,12 +22,13 @@ from hub.core.leases import claim_with_lease, count_attempt, lease_expired, rene
 from hub.evals.models import EvalRun, RunState, Runtime, SubjectKind
 from hub.evals.selectors.scores import latest_published_versions, retention_by_version
 from hub.evals.signals import eval_run_queued
-from hub.evals.subjects import ADAPTER_FILES, Subject, adapter_subject, base_subjects, content_digest, stack_subjects
+from hub.evals.subjects import Subject, adapter_subject, base_subjects, content_digest, stack_subjects
 from hub.evals.suites import UNRESOLVED, SuiteRef, general_suite_ref, task_suite_ref
 from hub.provenance.signing import stack_attest, version_attest
 from hub.stacks.models import StackBuild
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 from workers.engine.signing import EVALUATION
+from workers.engine.validation import ADAPTER_WEIGHTS
 
 
 class RerunRefused(ServiceError):
@@ -154,9 +155,9 @@ def eval_run_record_result(*, run: EvalRun, result: dict[str, Any]) -> bool:
 def _versions_sharing(run: EvalRun) -> list[Version]:
     """The adapter versions a run scores: the one that asked for it and every published one with the same adapter
     files on the same base (a run is keyed by content, so an identical upload that came while it ran shares it)."""
-    weights = run.version.files.filter(path=ADAPTER_FILES[-1]).values("blob_id")
+    weights = run.version.files.filter(path=ADAPTER_WEIGHTS).values("blob_id")
     candidates = (Version.objects.filter(state=VersionState.PUBLISHED, base_model=run.base_model,
-                                         repository__kind=RepoKind.ADAPTER, files__path=ADAPTER_FILES[-1],
+                                         repository__kind=RepoKind.ADAPTER, files__path=ADAPTER_WEIGHTS,
                                          files__blob_id__in=weights)
                   .exclude(pk=run.version_id).select_related("repository__owner", "base_model")
                   .prefetch_related("files__blob", "base_model__files__blob"))

@@ -19,6 +19,8 @@ from hub.catalog.services import (
     repository_set_summary,
     version_create,
 )
+from hub.catalog.signals import version_uploaded
+from hub.catalog.tasks import enqueue_validation
 
 _counter = itertools.count()
 CARD = "---\nlicense: apache-2.0\nbase_model: nomoat/tiny-llama\ntags: [sql, demo]\ntask: text-generation\n---\n\n# {name}\n\n{body}\n"
@@ -54,8 +56,12 @@ def make_version(db) -> Callable[..., Version]:
             "adapter_model.safetensors": f"weights of {name} {next(_counter)}".encode() * 100,
         }
         blobs = {path: blob_put_stream(stream=io.BytesIO(data)) for path, data in files.items()}
-        # Under the `db` fixture on_commit never fires, so no validation task is enqueued here.
-        version = version_create(repository=repo, files=blobs, created_by=owner, base_model=base_model)
+        # No validation task: under `transaction=True` a worker left running by an earlier test would take it.
+        version_uploaded.disconnect(dispatch_uid="catalog.enqueue_validation")
+        try:
+            version = version_create(repository=repo, files=blobs, created_by=owner, base_model=base_model)
+        finally:
+            version_uploaded.connect(enqueue_validation, dispatch_uid="catalog.enqueue_validation")
         Version.objects.filter(pk=version.pk).update(state=state)
         repository_search_refresh(repository_ids=[repo.pk])  # what version_set_state does
         version.refresh_from_db()

@@ -26,8 +26,6 @@ from hub.audit.services import audit_record
 from hub.catalog.models import Repository, Version, VersionState
 from hub.catalog.previews import file_text
 from hub.catalog.services import blob_put_stream
-from hub.catalog.signals import version_uploaded
-from hub.catalog.tasks import enqueue_validation
 from hub.evals.models import EvalRun
 from hub.evals.services import eval_run_claim, evals_schedule_version
 from hub.evals.signals import eval_run_queued
@@ -290,14 +288,9 @@ def test_a_pickle_upload_says_what_it_is_and_how_to_fix_it(live_server, page, ca
 
 
 def test_the_status_page_follows_the_queue_live(live_server, page, catalog, make_version):
-    # The test moves the versions through the queue itself: a worker left running by an earlier test must not
-    # validate them first, so these two uploads are not enqueued.
-    version_uploaded.disconnect(dispatch_uid="catalog.enqueue_validation")
-    try:
-        waiting = make_version(User.objects.get(username="alice"), "queued", state=VersionState.UPLOADED)
-        later = make_version(User.objects.get(username="alice"), "later", state=VersionState.UPLOADED)
-    finally:
-        version_uploaded.connect(enqueue_validation, dispatch_uid="catalog.enqueue_validation")
+    # The test moves the versions through the queue itself (make_version enqueues no validation).
+    waiting = make_version(User.objects.get(username="alice"), "queued", state=VersionState.UPLOADED)
+    later = make_version(User.objects.get(username="alice"), "later", state=VersionState.UPLOADED)
     log_in(page, live_server, "alice")
     page.goto(live_server.url + "/adapters/alice/later/v/1/status")
     page.locator("#spinner", has_text="1 upload ahead of this one").wait_for(timeout=15_000)

@@ -334,7 +334,7 @@ CELERY_BEAT_SCHEDULE["flush-version-downloads"] = {"task": "catalog.flush_downlo
                                                    "schedule": DOWNLOAD_COUNT_FLUSH_SECONDS,
                                                    "options": {"queue": "uploads"}}
 CELERY_BEAT_SCHEDULE["flush-stack-downloads"] = {"task": "stacks.flush_download_counts",
-                                                 "schedule": DOWNLOAD_COUNT_FLUSH_SECONDS, "options": {"queue": "builds"}}
+                                                 "schedule": DOWNLOAD_COUNT_FLUSH_SECONDS, "options": {"queue": "uploads"}}
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 REST_FRAMEWORK = {

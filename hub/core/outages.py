@@ -5,8 +5,9 @@ The database: Django's OperationalError and InterfaceError (refused or dropped c
 down) from connecting or mid-request. Each request opens its own connection (CONN_MAX_AGE 0, health checks on), so
 the first request after PostgreSQL is back succeeds: recovery needs no restart. Every write runs in a transaction,
 so a request cut off by an outage leaves nothing half-recorded. The shared cache (Redis in production: throttles
-count there, before anything is written): redis' ConnectionError and TimeoutError. The anonymous read cache does
-not count: it answers without the cache (hub/core/anoncache.py). The blob store raises ServiceUnavailable itself
+count there, before anything is written): redis' ConnectionError and TimeoutError. The anonymous read cache and
+the anonymous read limit do not count: they let the request through without the cache (hub/core/anoncache.py,
+hub/core/throttling.py). The blob store raises ServiceUnavailable itself
 (hub/catalog/blobstore.py maps its connection errors and timeouts).
 """
 

@@ -90,7 +90,8 @@ def requeue_stale_builds() -> list[int]:
     return stacks_requeue_stale()
 
 
-@shared_task(name="stacks.flush_download_counts", queue=QUEUE)
+# On the uploads queue, whose tasks take seconds: behind a builds worker's hour-long build the counts would wait.
+@shared_task(name="stacks.flush_download_counts", queue="uploads")
 def flush_download_counts() -> int:
     """Fold the downloads buffered in Redis into the builds' rows (beat, DOWNLOAD_COUNT_FLUSH_SECONDS)."""
     return stacks_flush_downloads()

@@ -4,9 +4,9 @@ ASGI handler, and downloads handed to the proxy with X-Accel-Redirect."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
 from hub.accounts.services import api_token_create
@@ -74,7 +74,9 @@ class Asgi:
         self.app = app
 
     def get(self, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-        return async_to_sync(self._get)(path, headers)
+        # On a thread of its own: after a browser test, Playwright's event loop stays set on this one.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, self._get(path, headers)).result()
 
     async def _get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         path, _, query = path.partition("?")

@@ -187,3 +187,17 @@ def test_sign_ups_are_throttled_per_address_with_a_page(client, limits):
     assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
     assert b"sign-ups from this address" in refused.content
     assert not User.objects.filter(username="new9").exists()
+
+
+def test_with_the_cache_unreachable_anonymous_reads_pass_and_sign_in_does_not(adapter, settings):
+    # Nothing listens on port 1: every cache call is refused, as during a Redis outage.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}
+    anonymous = client_at("10.0.6.1")
+    assert anonymous.get("/api/v1/adapters").status_code == 200
+    download = anonymous.get("/api/v1/adapters/ivan/sql/versions/1/files/adapter_config.json")
+    assert download.status_code == 200 and b"lora" in b"".join(download.streaming_content).lower()
+    # The sign-in limit is what stops password guessing: without its count the attempt is refused, not let in.
+    refused = token_attempt(anonymous, "ivan", PASSWORD)
+    assert refused.status_code == 503 and int(refused["Retry-After"]) >= 1, refused.content
+    assert refused.json()["error"]["code"] == "cache_unavailable"

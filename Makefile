@@ -45,6 +45,7 @@ lint: install
 
 test: install lint
 	bash tests/services.sh
+	bash tests/peers_venv.sh
 	rm -rf $(TEST_DATA) && mkdir -p $(TEST_DATA)
 	@echo "== full suite: PostgreSQL + Redis + S3 server + Chromium =="
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) NOMOAT_DATA_DIR=$(TEST_DATA)/pg \

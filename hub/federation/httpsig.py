@@ -102,10 +102,13 @@ def request_verify(*, method: str, url: str, headers: dict[str, str], body: byte
                                                        f"(expected {body_digest(body)})")
     verify_headers = {**headers, "signature": ",".join(f'{k}="{v}"' for k, v in params.items()
                                                        if k != "algorithm") + ',algorithm="rsa-sha256"'}
+    # The Digest of a POST was checked above, its algorithm name case-insensitively (RFC 3230: bovine sends
+    # `sha-256=`); apsig would compare it with `SHA-256=` to the letter, so it gets no body to check again.
+    signed_body = b"" if method.upper() == "POST" else body
     for refresh in (False, True):
         pem = public_key(params["keyId"], refresh)
         try:
-            Verifier(public_pem=pem, method=method, url=url, headers=verify_headers, body=body,
+            Verifier(public_pem=pem, method=method, url=url, headers=verify_headers, body=signed_body,
                      clock_skew=settings.FEDERATION_SIGNATURE_MAX_AGE_SECONDS).verify(raise_on_fail=True)
         except (VerificationFailedError, ValueError, KeyError) as exc:
             if refresh:

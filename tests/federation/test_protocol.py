@@ -136,8 +136,10 @@ class RemoteHub:
             "verificationMethod": f"{self.actor}#ed25519", "created": "2026-01-01T00:00:00Z"})
 
     def signed_headers(self, url: str, body: bytes, *, key: rsa.RSAPrivateKey | None = None,
-                       date: str | None = None) -> dict[str, str]:
-        headers = {"content-type": AS_JSON, "date": date or email.utils.formatdate(usegmt=True)}
+                       date: str | None = None, digest: str | None = None) -> dict[str, str]:
+        """Signed draft-cavage as the remote; `digest`: the Digest header as sent (else apsig's `SHA-256=…`)."""
+        headers = {"content-type": AS_JSON, "date": date or email.utils.formatdate(usegmt=True),
+                   **({"digest": digest} if digest else {})}
         signed = Signer(headers=headers, private_key=key or self.key, method="POST", url=url,
                         key_id=f"{self.actor}#main-key", body=body,
                         signed_headers=["(request-target)", "host", "date", "digest"]).sign()
@@ -286,6 +288,17 @@ def test_refusals_name_what_is_wrong(client, db, remote, hub_url, settings, capl
     assert (blocked.status_code, blocked.json()["error"]) == (403, "blocked")
     assert not InboxActivity.objects.exists()
     assert "inbox refused" in caplog.text and "digest_mismatch" in caplog.text
+
+
+def test_a_digest_algorithm_named_in_lower_case_is_accepted(client, db, remote, hub_url):
+    """bovine signs `Digest: sha-256=…` (RFC 3230 names algorithms case-insensitively); the body is still checked."""
+    activity = remote.activity("Create", object={"type": "Note", "content": "hello"})
+    data = json.dumps(activity).encode()
+    lower = "sha-256=" + body_digest(data).partition("=")[2]
+    tampered = post_signed(client, remote, activity, digest=lower, body=data.replace(b"hello", b"HELLO"))
+    assert (tampered.status_code, tampered.json()["error"]) == (400, "digest_mismatch")
+    assert post_signed(client, remote, activity, digest=lower).status_code == 202
+    assert InboxActivity.objects.get().activity_id == activity["id"]
 
 
 def post_rfc9421(client: Client, remote: RemoteHub, activity: dict, *, body: bytes | None = None,

@@ -50,6 +50,7 @@ PAGES = [
     ("leaderboards", "/leaderboards/", False),
     ("leaderboard", "/leaderboards/nomoat/tiny-llama", False),
     ("leaderboard, filtered", "/leaderboards/nomoat/tiny-llama?kind=adapter&q=helper-1", False),
+    ("leaderboard, all rows", "/leaderboards/nomoat/tiny-llama?rows=all", False),  # its "show all" link
     ("stacks", "/stacks/", False),
 ]
 

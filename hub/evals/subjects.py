@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.catalog.models import BaseModel, Version
+from hub.catalog.models import BaseModel, Version, VersionFile
 from hub.evals.models import EvalRun, Runtime, SubjectKind
 from hub.stacks.models import StackBuild
 from workers.engine.outputs import RUNTIME_MANIFEST
@@ -86,20 +86,42 @@ def base_subjects(base: BaseModel) -> list[Subject]:
     return subjects
 
 
-def _on_base(kind: str, base: BaseModel, adapter: Files, size: int, hashes: dict[str, Any], **owner: Any) -> Subject:
-    """An adapter merged into the base: hashed by the base's content and the adapter's."""
-    base_hf = base_subjects(base)[0]
-    return Subject(kind=kind, runtime=Runtime.TRANSFORMERS, base_model=base,
+def _on_base(kind: str, base_hf: Subject, adapter: Files, size: int, hashes: dict[str, Any], **owner: Any) -> Subject:
+    """An adapter merged into the base (`base_hf`: its HF folder's subject): hashed by the base's content and the
+    adapter's."""
+    return Subject(kind=kind, runtime=Runtime.TRANSFORMERS, base_model=base_hf.base_model,
                    hash=content_digest([("base", base_hf.hash), *adapter]),
                    hashes={**base_hf.hashes, **hashes}, size=size, full_model=False,
                    model_files=base_hf.model_files, adapter_files=(adapter,), **owner)
 
 
 def adapter_subject(version: Version) -> Subject:
-    files = [f for f in _files(version.files.all()) if f[0] in ADAPTER_FILES]
+    return _adapter_subject_of_files(version, _files(version.files.all()), base_subjects(version.base_model)[0])
+
+
+def adapter_subjects(versions: Iterable[Version]) -> dict[int, Subject]:
+    """The subjects of many adapter versions, by version id, their files read in one query as plain rows (no file
+    or blob instances: a leaderboard has one per adapter). The versions' base models must hold their files."""
+    versions = list(versions)
+    files: dict[int, list[tuple[str, str, int]]] = {version.pk: [] for version in versions}
+    rows = (VersionFile.objects.filter(version_id__in=list(files), path__in=ADAPTER_FILES)
+            .values_list("version_id", "path", "blob__sha256", "blob__size"))
+    for version_id, path, sha256, size in rows:
+        files[version_id].append((path, sha256, size))
+    bases: dict[int, Subject] = {}  # each base model's HF subject, hashed once
+    for version in versions:
+        if version.base_model_id not in bases:
+            bases[version.base_model_id] = base_subjects(version.base_model)[0]
+    return {version.pk: _adapter_subject_of_files(version, files[version.pk], bases[version.base_model_id])
+            for version in versions}
+
+
+def _adapter_subject_of_files(version: Version, rows: Iterable[tuple[str, str, int]], base_hf: Subject) -> Subject:
+    """`rows`: the version's (path, sha256, size) files, attestations added after signing left out."""
+    files = sorted(f for f in rows if f[0] in ADAPTER_FILES)
     adapter = tuple((path, sha256) for path, sha256, _ in files)
     hashes = {"adapters": [{"ref": str(version), "weight": 1.0, "files": dict(adapter)}]}
-    return _on_base(SubjectKind.ADAPTER, version.base_model, adapter, _weights_size(files), hashes, version=version)
+    return _on_base(SubjectKind.ADAPTER, base_hf, adapter, _weights_size(files), hashes, version=version)
 
 
 def stack_subjects(build: StackBuild) -> list[Subject]:
@@ -119,8 +141,9 @@ def stack_subjects(build: StackBuild) -> list[Subject]:
     subjects = []
     if "adapter_config.json" in paths:
         adapter = [f for f in files if f[0] in ADAPTER_FILES]
-        subjects.append(_on_base(SubjectKind.STACK, base, tuple((p, s) for p, s, _ in adapter), _weights_size(adapter),
-                                 {**hashes, "artifact": {p: s for p, s, _ in adapter}}, build=build))
+        subjects.append(_on_base(SubjectKind.STACK, base_subjects(base)[0], tuple((p, s) for p, s, _ in adapter),
+                                 _weights_size(adapter), {**hashes, "artifact": {p: s for p, s, _ in adapter}},
+                                 build=build))
     elif "config.json" in paths:
         hf = tuple((path, sha256) for path, sha256, _ in files if not path.endswith(".gguf"))
         subjects.append(Subject(kind=SubjectKind.STACK, runtime=Runtime.TRANSFORMERS, base_model=base,

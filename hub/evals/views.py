@@ -21,6 +21,7 @@ from hub.evals.services import RerunRefused, eval_run_rerun
 from hub.stacks.selectors import stack_get, stack_withdrawn_reason
 
 RECORDS_PER_PAGE = 50
+BOARD_ROWS_SHOWN = 50  # the first rows of a long board in its order; `?rows=all` lists every one (the chart always plots all)
 X_AXES = {"size": ("size (log scale)", True), "bpw": ("bits per weight", False)}
 
 
@@ -43,8 +44,9 @@ def leaderboard_chart(board: Leaderboard, x_axis: str) -> str:
 def leaderboard_page(request: HttpRequest, owner: str, name: str) -> HttpResponse:
     board = leaderboard_from(request, owner, name)
     x_axis = request.GET.get("x") if request.GET.get("x") in X_AXES else "size"
+    shown = board.entries if request.GET.get("rows") == "all" else board.entries[:BOARD_ROWS_SHOWN]
     return render(request, "evals/leaderboard.html", {
-        "board": board, "chart": leaderboard_chart(board, x_axis), "x_axis": x_axis,
+        "board": board, "shown": shown, "chart": leaderboard_chart(board, x_axis), "x_axis": x_axis,
         "suites": [b.suite for b in leaderboards_index() if b.base_model == board.base_model.name],
         "kinds": KINDS, "sorts": SORTS, "params": request.GET,
     })

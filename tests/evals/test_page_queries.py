@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 PAGES = ["/leaderboards/", "/leaderboards/nomoat/tiny-llama", "/leaderboards/nomoat/tiny-llama?kind=adapter&q=a",
          "/adapters/owner0/a0", "/adapters/owner0/a0/v/1", "/adapters/owner0/a0/diff/1..2",
-         "/adapters/owner0/a0/v/2/evals", "/adapters/owner0/a0/v/2/status"]
+         "/adapters/owner0/a0/v/2/evals", "/adapters/owner0/a0/v/2/status", "/api/v1/leaderboards/nomoat/tiny-llama"]
 
 
 def evaluated(version, value: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, prefetch_related_objects
 from django.urls import reverse
 
 from hub.catalog.models import BaseModel
@@ -21,7 +21,7 @@ from hub.evals.selectors.scores import (
     primary_metric,
     stack_members,
 )
-from hub.evals.subjects import Subject, adapter_subject, base_subjects, stack_subjects
+from hub.evals.subjects import Subject, adapter_subjects, base_subjects, stack_subjects
 from hub.stacks.selectors import stacks_listed
 from workers.engine.evals import GENERAL_PERPLEXITY_ID
 
@@ -32,7 +32,6 @@ class Entry:
 
     kind: str  # base | adapter | stack | quantized
     name: str
-    url: str
     subject: Subject
     run: EvalRun | None = None  # set once a run of the board's suite version is found
     value: float | None = None
@@ -44,6 +43,17 @@ class Entry:
     date: datetime | None = None
     stacking: Stacking | None = None
     contamination: Flag | None = None  # its training data holds rows of this suite's eval set
+
+    @property
+    def url(self) -> str:
+        """The adapter version's page, the stack's evals, or the base model's page (reversed only for rows shown)."""
+        version, build = self.subject.version, self.subject.build
+        if version is not None:
+            repo = version.repository
+            return reverse("adapter-version-page", args=[repo.owner.username, repo.name, version.number])
+        if build is not None:
+            return reverse("stack-evals-page", args=[build.recipe_hash])
+        return reverse("base-model", args=list(self.subject.base_model.owner_name))
 
     @property
     def size(self) -> int:
@@ -75,23 +85,21 @@ SORTS = ("score", "delta", "retention", "size", "bits_per_weight", "downloads", 
 def _candidates(base: BaseModel) -> list[Entry]:
     """Every subject a leaderboard of this base may list (without runs yet): the base and its GGUF files,
     each adapter's latest published version, and every listed stack's artifacts."""
-    owner, name = base.owner_name
-    base_url = reverse("base-model", args=[owner, name])
     hf, *ggufs = base_subjects(base)
-    rows = [Entry("base", base.name, base_url, hf, date=base.created_at)]
-    rows += [Entry("quantized", f"{base.name} · {s.artifact_path}", base_url, s, date=base.created_at) for s in ggufs]
-    for version in latest_published_versions(base).values():
+    rows = [Entry("base", base.name, hf, date=base.created_at)]
+    rows += [Entry("quantized", f"{base.name} · {s.artifact_path}", s, date=base.created_at) for s in ggufs]
+    latest = latest_published_versions(base).values()
+    subjects = adapter_subjects(latest)
+    for version in latest:
         repo = version.repository
-        url = reverse("adapter-version-page", args=[repo.owner.username, repo.name, version.number])
-        rows.append(Entry("adapter", f"{repo.full_name} v{version.number}", url, adapter_subject(version),
-                           downloads=repo.downloads, date=version.published_at))
+        rows.append(Entry("adapter", f"{repo.full_name} v{version.number}", subjects[version.pk],
+                          downloads=repo.downloads, date=version.published_at))
     for build in stacks_listed(base_model=base.name).prefetch_related("files__blob", "base_model__files__blob"):
-        url = reverse("stack-evals-page", args=[build.recipe_hash])
         for subject in stack_subjects(build):
             gguf = subject.runtime == Runtime.GGUF
             label = build.display_name + (f" · {subject.artifact_path}" if gguf else "")
-            rows.append(Entry("quantized" if gguf else "stack", label, url, subject, downloads=build.downloads,
-                               date=build.finished_at))
+            rows.append(Entry("quantized" if gguf else "stack", label, subject, downloads=build.downloads,
+                              date=build.finished_at))
     return rows
 
 
@@ -129,7 +137,22 @@ def leaderboard(base: BaseModel, suite: str, *, suite_version: str = "", metric:
             continue
         board.entries.append(entry)
     _sort(board, sort, order)
+    _link_run_subjects(board.entries)
     return board
+
+
+def _link_run_subjects(entries: list[Entry]) -> None:
+    """Each row's run with the version or stack it was scheduled for (its label names it): the row's own instance,
+    or, for a run shared by an identical earlier upload, that version loaded for all such rows at once."""
+    for entry in entries:
+        run, subject = entry.run, entry.subject
+        if subject.version is not None and run.version_id == subject.version.pk:
+            run.version = subject.version
+        if subject.build is not None and run.build_id == subject.build.pk:
+            run.build = subject.build
+    prefetch_related_objects([e.run for e in entries if e.run.version_id and not EvalRun.version.is_cached(e.run)],
+                             "version__repository__owner")
+    prefetch_related_objects([e.run for e in entries if e.run.build_id and not EvalRun.build.is_cached(e.run)], "build")
 
 
 def _sort(board: Leaderboard, sort: str, order: str) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Subquery, prefetch_related_objects
+from django.db.models import F, Window, prefetch_related_objects
+from django.db.models.functions import RowNumber
 
-from hub.catalog.models import BaseModel, RepoKind, Version, VersionFile, VersionState
-from hub.catalog.selectors import files_with_blobs
+from hub.catalog.models import BaseModel, RepoKind, Version, VersionState
 from hub.evals.models import EvalRun, RunState
-from hub.evals.subjects import adapter_subject, base_subjects
+from hub.evals.subjects import adapter_subject, adapter_subjects, base_subjects
 from hub.evals.suites import general_suite_ref
 from hub.stacks.models import StackBuild
 from workers.engine.errors import EngineInputError
@@ -24,6 +24,13 @@ from workers.engine.evals import GENERAL_PERPLEXITY_ID, retention, stacking_summ
 # The metric a suite is ranked by; a leaderboard can show any other metric of the suite.
 PRIMARY_METRIC = {"perplexity": "bits_per_byte", "multiple_choice": "acc", "generation": "exact_match"}
 TASK_KINDS = ("multiple_choice", "generation")
+# What scores, cards and leaderboards never read of a run: its per-item records and the reproduction details that
+# the run's own page loads (JSON not decoded for every row of a board).
+RUN_DETAIL_FIELDS = ("records", "model", "library_versions", "hashes")
+# All that a board row or a repository's score reads of an adapter's latest version (with its repository and owner);
+# not its card, reports or stats.
+LATEST_VERSION_FIELDS = ("number", "state", "base_model", "published_at", "repository__kind", "repository__name",
+                         "repository__downloads", "repository__owner__username")
 
 
 def metric_of(run: EvalRun | None, name: str) -> tuple[float | None, float | None]:
@@ -70,15 +77,21 @@ class Stacking:
 
 
 class Runs:
-    """The finished runs of one base model, by (suite, suite version, subject hash); records stay in the database."""
+    """The finished runs of one base model, by (suite, suite version, subject hash), without their versions or stacks
+    (`run.version` would be a query per run); records stay in the database."""
 
     def __init__(self, base_model: BaseModel, subject_hashes: Iterable[str] | None = None) -> None:
         runs = EvalRun.objects.filter(base_model=base_model, state=RunState.FINISHED)
         if subject_hashes is not None:
             runs = runs.filter(subject_hash__in=set(subject_hashes))
-        runs = list(runs.defer("records").select_related("base_model", "version__repository__owner", "build")
-                    .order_by("-finished_at", "-pk"))
+        # No joins: every run has this base (one instance for all), and the few that a page names by their version or
+        # stack get it from the page's own rows (`leaderboards._link_run_subjects`).
+        runs = list(runs.defer(*RUN_DETAIL_FIELDS).order_by("-finished_at", "-pk"))
         self.newest_first = runs
+        self.by_subject: dict[str, list[EvalRun]] = {}
+        for run in runs:
+            run.base_model = base_model
+            self.by_subject.setdefault(run.subject_hash, []).append(run)
         self.by_key = {(r.suite, r.suite_version, r.subject_hash): r for r in runs}
         self.general_version = general_suite_ref().version  # the one scheduled now: preferred over older ones
 
@@ -86,7 +99,7 @@ class Runs:
         return self.by_key.get((suite, suite_version, subject_hash))
 
     def of_subject(self, subject_hash: str) -> list[EvalRun]:
-        return [r for r in self.newest_first if r.subject_hash == subject_hash]
+        return list(self.by_subject.get(subject_hash, ()))
 
     def retention(self, subject_hash: str, base_hash: str, suite_version: str = "") -> float | None:
         """base bits-per-byte / subject bits-per-byte on the current general-perplexity version, else the newest
@@ -130,28 +143,31 @@ class Runs:
 
 
 def latest_published_versions(base_model: BaseModel, repository_ids: Iterable[int] | None = None) -> dict[int, Version]:
-    """Each adapter repository's latest published version for this base (or those repositories), by repository id."""
+    """Each adapter repository's latest published version for this base (or those repositories), by repository id,
+    with only LATEST_VERSION_FIELDS loaded (another field would be a query per version)."""
     published = Version.objects.filter(repository__kind=RepoKind.ADAPTER, base_model=base_model,
                                        state=VersionState.PUBLISHED)
     if repository_ids is not None:
         published = published.filter(repository_id__in=repository_ids)
-    # Only the newest of each repository is loaded (with its files): older versions are most of the rows.
-    newest = published.filter(repository=OuterRef("repository")).order_by("-number").values("number")[:1]
-    versions = (published.filter(number=Subquery(newest)).select_related("repository__owner")
-                .prefetch_related(files_with_blobs("files", VersionFile)).order_by("repository_id", "-number"))
+    # Only the newest of each repository is loaded (older versions are most of the rows), found in one pass by a
+    # window (a correlated subquery ran once per version: twice the time). Their files are not: `adapter_subjects`
+    # reads them as plain rows.
+    newest_first = Window(RowNumber(), partition_by=F("repository_id"), order_by=F("number").desc())
+    versions = (published.annotate(newest_first=newest_first).filter(newest_first=1).select_related("repository__owner")
+                .only(*LATEST_VERSION_FIELDS).order_by("repository_id"))
     # Every version has this base: one instance, its files loaded once, instead of a copy (and a load) per version.
     prefetch_related_objects([base_model], "files__blob")
     latest: dict[int, Version] = {}
     for version in versions:
         version.base_model = base_model
-        latest.setdefault(version.repository_id, version)
+        latest[version.repository_id] = version
     return latest
 
 
 def retention_by_version(base_model: BaseModel, versions: Iterable[Version]) -> dict[int, float | None]:
     """Retention of each of these adapter versions, by version id (reading only their runs and the base's)."""
     base_hash = base_subjects(base_model)[0].hash
-    hashes = {version.pk: adapter_subject(version).hash for version in versions}
+    hashes = {pk: subject.hash for pk, subject in adapter_subjects(versions).items()}
     runs = Runs(base_model, [base_hash, *hashes.values()])
     return {pk: runs.retention(subject_hash, base_hash) for pk, subject_hash in hashes.items()}
 

@@ -21,7 +21,7 @@ from hub.api.filters import HubFilterBackend, SelectorFilterSet
 from hub.api.parsers import JSONParser
 from hub.api.schema import BEARER_REQUIRED, api_error, download_schema
 from hub.catalog import selectors
-from hub.catalog.downloads import serve_blob, serve_version_file
+from hub.catalog.downloads import serve_blob, serve_listed_file, serve_version_file
 from hub.catalog.models import BaseModel, Blob, Repository, UploadSession, Version, VersionState
 from hub.catalog.uploads import (
     IncomingFile,
@@ -53,6 +53,9 @@ class FileOut(serializers.Serializer):
                                                                "that serves the file)")
     metalink = serializers.CharField(required=False, help_text="Metalink 4 (.meta4): every source, per-piece sha-256")
     magnet = serializers.CharField(required=False, help_text="magnet:?xt=urn:btih:…&xt=urn:btmh:…&ws=…")
+    held_here = serializers.BooleanField(required=False, help_text="false for a file of a version listed from "
+                                                                   "another hub: `url` redirects to its origin, or "
+                                                                   "fetches it on first download (503 meanwhile)")
 
 
 # More fields of a file entry ({path, size, sha256} -> extra fields), registered by apps above the catalog
@@ -123,9 +126,15 @@ class VersionOut(serializers.ModelSerializer):
     def get_files(self, obj: Version) -> list[dict]:
         request = self.context.get("request")
         repo = obj.repository
-        return FileOut([file_entry(f.path, f.blob, request, reverse(f"api:{repo.kind}-file", kwargs={
-            "owner": repo.owner.username, "name": repo.name, "number": obj.number, "path": f.path}))
-            for f in obj.files.all()], many=True).data
+
+        def url(path: str) -> str:
+            return reverse(f"api:{repo.kind}-file", kwargs={"owner": repo.owner.username, "name": repo.name,
+                                                            "number": obj.number, "path": path})
+
+        if obj.is_listed:
+            return FileOut([{"path": f["path"], "size": f["size"], "sha256": f["sha256"], "url": url(f["path"]),
+                             "held_here": False} for f in obj.origin.listed_files], many=True).data
+        return FileOut([file_entry(f.path, f.blob, request, url(f.path)) for f in obj.files.all()], many=True).data
 
     @extend_schema_field(LineageOut)
     def get_lineage(self, obj: Version) -> dict:
@@ -171,7 +180,7 @@ class RepositoryDetailOut(RepositoryOut):
 
     @extend_schema_field(VersionBriefOut(many=True))
     def get_versions(self, obj: Repository) -> list[dict]:
-        versions = selectors.versions_of(self.context["request"].user, obj)
+        versions = selectors.versions_of(self.context["request"].user, obj, listed=True)
         return [{"number": v.number, "state": v.state, "created_at": v.created_at, "commit_sha": v.commit_sha}
                 for v in versions]
 
@@ -311,7 +320,7 @@ class RepositoryList(generics.ListAPIView):
 class RepositoryDetail(APIView):
     @extend_schema(responses=RepositoryDetailOut)
     def get(self, request: Request, kind: str, owner: str, name: str) -> Response:
-        repo = selectors.repository_get_visible(request.user, kind, owner, name)
+        repo = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
         return Response(RepositoryDetailOut(repo, context={"request": request}).data)
 
 
@@ -324,8 +333,8 @@ class VersionListUpload(generics.ListAPIView):
 
     def get_queryset(self):
         repo = selectors.repository_get_visible(self.request.user, self.kwargs["kind"], self.kwargs["owner"],
-                                                self.kwargs["name"])
-        return selectors.versions_of(self.request.user, repo)
+                                                self.kwargs["name"], listed=True)
+        return selectors.versions_of(self.request.user, repo, listed=True)
 
     @extend_schema(request={"multipart/form-data": VersionFilesIn, "application/json": VersionSessionsIn},
                    responses={202: VersionCreatedOut, 413: api_error("a file or the whole upload is too large")})
@@ -359,24 +368,26 @@ class VersionListUpload(generics.ListAPIView):
 class VersionDetail(APIView):
     @extend_schema(responses=VersionOut)
     def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
-        repo = selectors.repository_get_visible(request.user, kind, owner, name)
-        return Response(VersionOut(selectors.version_get_visible(request.user, repo, number),
+        repo = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
+        return Response(VersionOut(selectors.version_get_visible(request.user, repo, number, listed=True),
                                    context={"request": request}).data)
 
 
 class VersionFileList(APIView):
     @extend_schema(responses=FileOut(many=True))
     def get(self, request: Request, kind: str, owner: str, name: str, number: int) -> Response:
-        repo = selectors.repository_get_visible(request.user, kind, owner, name)
-        version = selectors.version_get_visible(request.user, repo, number)
+        repo = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
+        version = selectors.version_get_visible(request.user, repo, number, listed=True)
         return Response(VersionOut(version, context={"request": request}).data["files"])
 
 
 class VersionFileDownload(APIView):
     @download_schema()
     def get(self, request: Request, kind: str, owner: str, name: str, number: int, path: str):
-        repo = selectors.repository_get_visible(request.user, kind, owner, name)
-        version = selectors.version_get_visible(request.user, repo, number)
+        repo = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
+        version = selectors.version_get_visible(request.user, repo, number, listed=True)
+        if version.is_listed:  # held at its origin: through hub.federation's route for it
+            return serve_listed_file(version, path)
         return serve_version_file(request._request, version, selectors.version_file_get(version, path))
 
 

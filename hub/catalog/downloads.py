@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 
 from hub.catalog.blobstore import FileBlobStore, get_blob_store
 from hub.catalog.models import RepoKind, Version, VersionFile
@@ -204,3 +204,13 @@ def serve_version_file(request: HttpRequest, version: Version, file: VersionFile
                 if file.path == primary_file(version) else None)
     return serve_blob(request, sha256=file.blob.sha256, size=file.blob.size, filename=file.path.rsplit("/", 1)[-1],
                       download=download)
+
+
+def serve_listed_file(version: Version, path: str) -> HttpResponse:
+    """A file of a version listed from another hub (held at its origin): a redirect to where this hub downloads it
+    from (hub.federation's route for it redirects to the origin, or fetches it on demand), with the ETag its sha256
+    will have."""
+    entry = next((f for f in version.origin.listed_files if f.get("path") == path), None)
+    if entry is None:
+        raise Http404(f"{path} is not a file of {version}")
+    return _with_headers(HttpResponseRedirect(entry["url"]), {"ETag": f'"{entry["sha256"]}"'})

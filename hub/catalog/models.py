@@ -126,6 +126,9 @@ class VersionState(models.TextChoices):
     PENDING_REVIEW = "pending_review", "Pending review"
     PUBLISHED = "published", "Published"
     UNPUBLISHED = "unpublished", "Unpublished"
+    # A version another hub published that this hub lists without holding its files (a peer followed for metadata
+    # only or on demand): browsed and searched like a published one, never validated, evaluated, signed or stacked.
+    LISTED = "listed", "Listed; its files are held at its origin"
 
 
 class Version(models.Model):
@@ -158,6 +161,7 @@ class Version(models.Model):
     class Meta:
         ordering = ["repository", "-number"]
         constraints = [models.UniqueConstraint(fields=["repository", "number"], name="unique_version_number")]
+        # On PostgreSQL also a covering index of (repository, state) for the lists and facets (migration 0009).
         indexes = [models.Index(fields=["state", "created_at"])]
 
     def __str__(self) -> str:
@@ -166,6 +170,11 @@ class Version(models.Model):
     @property
     def is_published(self) -> bool:
         return self.state == VersionState.PUBLISHED
+
+    @property
+    def is_listed(self) -> bool:
+        """Listed from another hub, its files held there (VersionOrigin.listed_files says where)."""
+        return self.state == VersionState.LISTED
 
     @staticmethod
     def make_commit_sha(repository_id: int, number: int, file_digests: list[tuple[str, str]]) -> str:
@@ -252,6 +261,10 @@ class VersionOrigin(models.Model):
     activity = models.JSONField(default=dict, blank=True)  # the signed Create it came in, to Announce it again
     # `published` of the newest origin activity acted on (Create, Delete): an older one, replayed, changes nothing.
     origin_published_at = models.DateTimeField(null=True, blank=True)
+    # A listed version's files, held at its origin: [{path, sha256, size, url}], `url` downloading it through this
+    # hub (which redirects to the origin, or fetches it on demand). Empty once the files are held here.
+    listed_files = models.JSONField(default=list, blank=True)
+    on_demand = models.BooleanField(default=False)  # listed: the first download fetches its files here
 
     def __str__(self) -> str:
         return f"{self.version} from {self.object_id}"

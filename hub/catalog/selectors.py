@@ -70,11 +70,14 @@ def sees_sensitive(user, version: Version) -> bool:
     return user.pk == version.repository.owner_id or _can_see_all(user)
 
 
-def versions_visible_to(user) -> QuerySet[Version]:
+def versions_visible_to(user, *, listed: bool = False) -> QuerySet[Version]:
+    """The versions `user` may see. With `listed`, also those listed from other hubs whose files are held there
+    (state `listed`): for the lists, searches and pages; never for what reads a version's files (evaluations,
+    stacks, training, data reports), where it is left out for moderators too."""
     qs = Version.objects.all()
     if _can_see_all(user):
-        return qs
-    visible = Q(state=VersionState.PUBLISHED)
+        return qs if listed else qs.exclude(state=VersionState.LISTED)
+    visible = Q(state__in=[VersionState.PUBLISHED, VersionState.LISTED]) if listed else Q(state=VersionState.PUBLISHED)
     if user and user.is_authenticated:
         visible |= Q(repository__owner=user)
     return qs.filter(visible)
@@ -106,9 +109,10 @@ class RepositoryFilters:
 
 
 def repositories_visible(user, kind: str, filters: RepositoryFilters | None = None) -> QuerySet[Repository]:
-    """Repositories of `kind` with at least one version the user may see, filtered and ordered."""
+    """Repositories of `kind` with at least one version the user may see (listed ones included), filtered and
+    ordered."""
     filters = filters or RepositoryFilters()
-    versions = versions_visible_to(user).filter(repository=OuterRef("pk"))
+    versions = versions_visible_to(user, listed=True).filter(repository=OuterRef("pk"))
     if filters.state:
         versions = versions.filter(state=filters.state)
     if filters.tag:
@@ -119,7 +123,9 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
         versions = versions.filter(license=filters.license)
     if str(filters.curated).lower() in ("true", "1", "yes"):
         versions = versions.filter(curation__isnull=False)
-    qs = (Repository.objects.filter(kind=kind).filter(Exists(versions)).select_related("owner", "base_model", "origin")
+    # The stored search document (1-2 kB a row) is matched and ranked in the database, never read by a list
+    qs = (Repository.objects.filter(kind=kind).filter(Exists(versions)).defer("search_document")
+          .select_related("owner", "base_model", "origin")
           .annotate(origin_version=Subquery(VersionOrigin.objects.filter(version__repository=OuterRef("pk"))
                                             .order_by("-number").values("number")[:1])))
     if filters.hub == "local":
@@ -157,7 +163,7 @@ def card_document():
 
 
 def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QuerySet[Repository]:
-    cards = versions_visible_to(user).order_by()
+    cards = versions_visible_to(user, listed=True).order_by()
     if connection.vendor != "postgresql":
         cond = Q()
         for word in text.split():
@@ -179,7 +185,7 @@ def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QueryS
     return qs.annotate(search_rank=SearchRank(F("search_document"), query) + TrigramWordSimilarity(text, "name") * 0.5)
 
 
-def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository:
+def repository_get_visible(user, kind: str, owner: str, name: str, *, listed: bool = False) -> Repository:
     repo = (
         Repository.objects.select_related("owner", "base_model")
         .filter(kind=kind, owner__username=owner, name=name)
@@ -187,7 +193,7 @@ def repository_get_visible(user, kind: str, owner: str, name: str) -> Repository
     )
     if repo is None:
         raise Http404(f"{kind} {owner}/{name} not found")
-    if not versions_visible_to(user).filter(repository=repo).exists():
+    if not versions_visible_to(user, listed=listed).filter(repository=repo).exists():
         refuse_missing(repo.versions.all(), f"{kind} {owner}/{name} not found")
     return repo
 
@@ -234,9 +240,9 @@ def origin_of(repository: Repository, version: VersionOrigin | None = None, numb
             "name": origin.name, "version": version.number if version else number}
 
 
-def versions_of(user, repository: Repository) -> QuerySet[Version]:
+def versions_of(user, repository: Repository, *, listed: bool = False) -> QuerySet[Version]:
     return (
-        versions_visible_to(user)
+        versions_visible_to(user, listed=listed)
         .filter(repository=repository)
         # str(version) names its repository; the API names a mirrored version's origin
         .select_related("base_model", "created_by", "repository__owner", "repository__origin", "origin")
@@ -246,8 +252,8 @@ def versions_of(user, repository: Repository) -> QuerySet[Version]:
     )
 
 
-def version_get_visible(user, repository: Repository, number: int) -> Version:
-    version = versions_of(user, repository).filter(number=number).first()
+def version_get_visible(user, repository: Repository, number: int, *, listed: bool = False) -> Version:
+    version = versions_of(user, repository, listed=listed).filter(number=number).first()
     if version is None:
         refuse_missing(repository.versions.filter(number=number), f"version {number} of {repository.full_name} not found")
     return version
@@ -264,10 +270,12 @@ def version_file_get(version: Version, path: str) -> VersionFile:
 
 
 def with_card_versions(user, repositories: QuerySet[Repository]) -> QuerySet[Repository]:
-    """Each repository with `shown_versions`: its versions the user may see, newest first, with tags (one query for
-    a whole page of cards, whatever its length)."""
-    versions = versions_visible_to(user).prefetch_related("tags").order_by("-number")
-    return repositories.prefetch_related(Prefetch("versions", queryset=versions, to_attr="shown_versions"))
+    """Each repository with `card_versions`: the newest version the user may see (a list of one), with the fields a
+    card shows and its tags (one query for a whole page of cards, whatever its length: the newest per repository
+    is chosen in the database, and no card text or report is read)."""
+    versions = (versions_visible_to(user, listed=True).only("repository_id", "number", "task", "license")
+                .prefetch_related("tags").order_by("-number")[:1])
+    return repositories.prefetch_related(Prefetch("versions", queryset=versions, to_attr="card_versions"))
 
 
 @dataclass(frozen=True)
@@ -276,26 +284,32 @@ class Facet:
     count: int
 
 
-def facets_of(user, repositories: QuerySet[Repository], first: int | None = None) -> dict[str, list[Facet]]:
-    """For the browse sidebar: how many of these repositories come from each hub (once any is mirrored) and have
-    each base model, task, license and tag (counted on their visible versions; a handful of GROUP BY queries).
-    With `first`, counted on the first `first` of them in the list's order: a bounded cost on a catalog of 100,000
-    (the pages say when the counts are of the first ones only)."""
-    if first is not None:  # found once (a sort of every match, at worst), not again in each facet's query
-        repositories = Repository.objects.filter(pk__in=list(repositories.values_list("pk", flat=True)[:first]))
-    versions = versions_visible_to(user).filter(repository__in=repositories.order_by().values("pk"))
+def repository_ids(repositories: QuerySet[Repository], limit: int, offset: int = 0) -> list[int]:
+    """The primary keys of `limit` of these repositories from `offset` in the list's order: one walk of its index,
+    which the browse page reads for its capped count, its facets' sample and the rows of a page."""
+    return list(repositories.values_list("pk", flat=True)[offset:offset + limit])
+
+
+def facets_of(user, repository_ids: list[int]) -> dict[str, list[Facet]]:
+    """For the browse sidebar: how many of these repositories (the browse page passes the first COUNT_CAP of its
+    list, and says so when the list is longer) come from each hub (once any is mirrored) and have each base model,
+    task, license and tag (counted on their visible versions; a handful of GROUP BY queries over the ids, which
+    the versions' listing index, migration 0009, answers without reading the versions themselves)."""
+    repositories = Repository.objects.filter(pk__in=repository_ids)
+    versions = versions_visible_to(user, listed=True).filter(repository_id__in=repository_ids)
 
     def count(queryset: QuerySet, column: str, limit: int = 30) -> list[Facet]:
-        rows = (queryset.exclude(**{f"{column}__isnull": True}).exclude(**{column: ""}).values(column)
+        # `> ''`: neither NULL nor empty, as one inner join (an exclude() of a tag would be an anti-join per row)
+        rows = (queryset.filter(**{f"{column}__gt": ""}).values(column)
                 .annotate(n=Count("repository", distinct=True) if queryset.model is Version else Count("pk"))
                 .order_by("-n", column)[:limit])
         return [Facet(row[column], row["n"]) for row in rows]
 
-    hubs = count(repositories.order_by(), "origin__hub")
+    hubs = count(repositories, "origin__hub")
     local = repositories.filter(origin__isnull=True).count() if hubs else 0
     return {
         "hub": ([Facet("local", local)] if local else []) + hubs,
-        "base_model": count(repositories.order_by(), "base_model__name"),
+        "base_model": count(repositories, "base_model__name"),
         "task": count(versions, "task"),
         "license": count(versions, "license"),
         "tag": count(versions, "tags__name"),
@@ -311,6 +325,6 @@ def version_queue_position(version: Version) -> int | None:
 
 def repositories_of_owner(user, owner) -> QuerySet[Repository]:
     """A profile's repositories: those with a version the visitor may see."""
-    visible = versions_visible_to(user).filter(repository=OuterRef("pk"))
+    visible = versions_visible_to(user, listed=True).filter(repository=OuterRef("pk"))
     return (Repository.objects.filter(owner=owner).filter(Exists(visible)).select_related("owner", "base_model")
             .order_by("-updated_at", "-pk"))

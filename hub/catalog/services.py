@@ -37,8 +37,10 @@ ALLOWED_TRANSITIONS: dict[str, set[str]] = {
                               VersionState.VALIDATING},
     VersionState.PENDING_REVIEW: {VersionState.PUBLISHED, VersionState.REJECTED},
     VersionState.PUBLISHED: {VersionState.UNPUBLISHED},
-    VersionState.UNPUBLISHED: {VersionState.PUBLISHED},
+    VersionState.UNPUBLISHED: {VersionState.PUBLISHED, VersionState.LISTED},
     VersionState.REJECTED: set(),
+    # Its files fetched (on demand): validated like an upload. Taken down at its origin: unpublished.
+    VersionState.LISTED: {VersionState.UPLOADED, VersionState.UNPUBLISHED},
 }
 
 
@@ -128,14 +130,15 @@ def repository_set_summary(*, repository: Repository, summary: str) -> None:
 
 
 # The stored search document (hub/catalog/selectors.py `_searched` matches and ranks by it): the name (weight A,
-# 'simple': names are not English), the summary (B) and the cards of published versions (D), so anyone's search
+# 'simple': names are not English), the summary (B) and the cards of published and listed versions (D), so anyone's search
 # reads one GIN index; cards only their owner or a moderator may see are searched beside it. One UPDATE for any set
 # of repositories: catalog migration 0007 backfills with it, bench/catalog_scale.py after its COPY.
 SEARCH_DOCUMENT_SQL = """
 UPDATE catalog_repository AS r SET search_document =
     setweight(to_tsvector('simple', r.name), 'A') || setweight(to_tsvector('english', r.summary), 'B')
     || setweight(to_tsvector('english', coalesce((SELECT string_agg(v.card_text, ' ') FROM catalog_version v
-                                                 WHERE v.repository_id = r.id AND v.state = 'published'), '')), 'D')
+                                                 WHERE v.repository_id = r.id AND v.state IN ('published', 'listed')),
+                                        '')), 'D')
 """
 
 
@@ -164,14 +167,56 @@ def version_create(
     base_model: BaseModel | None = None,
 ) -> Version:
     """Record a new version in state `uploaded` from already stored blobs; validation follows on commit."""
+    card_text = ""
+    if "README.md" in files:
+        card_text = get_blob_store().local_path(files["README.md"].sha256).read_text(errors="replace")
+    version = _version_new(repository=repository, digests={p: b.sha256 for p, b in files.items()},
+                           card_text=card_text, created_by=created_by, base_model=base_model,
+                           state=VersionState.UPLOADED)
+    VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in sorted(files.items())])
+    version_uploaded.send(sender=Version, version_id=version.pk)
+    return version
+
+
+@transaction.atomic
+def version_list_remote(*, repository: Repository, digests: Mapping[str, str], card_text: str, created_by: User,
+                        base_model: BaseModel | None = None) -> Version:
+    """Record a version of another hub that this hub lists without its files (state `listed`): its card, tags and
+    lineage as for an upload, `digests` ({path: sha256}) giving its commit id. No signal is sent: nothing validates,
+    evaluates, signs or stacks it. The caller records where its files are (VersionOrigin.listed_files)."""
+    version = _version_new(repository=repository, digests=digests, card_text=card_text, created_by=created_by,
+                           base_model=base_model, state=VersionState.LISTED)
+    repository_search_refresh(repository_ids=[repository.pk])
+    return version
+
+
+@transaction.atomic
+def version_fill_listed(*, version: Version, files: Mapping[str, Blob]) -> Version:
+    """A listed version's files, fetched and stored here: it becomes an `uploaded` version (the same row, its number
+    and card kept), and validation follows on commit exactly as for an upload."""
+    locked = Version.objects.select_for_update().get(pk=version.pk)
+    if locked.state != VersionState.LISTED:
+        raise InvalidTransition(f"{locked} is {locked.state}, not listed: its files are not filled in again")
+    VersionFile.objects.bulk_create([VersionFile(version=locked, path=p, blob=b) for p, b in sorted(files.items())])
+    locked.commit_sha = Version.make_commit_sha(locked.repository_id, locked.number,
+                                                [(p, b.sha256) for p, b in files.items()])
+    locked.state, locked.state_reason = VersionState.UPLOADED, ""
+    locked.save(update_fields=["commit_sha", "state", "state_reason"])
+    repository_search_refresh(repository_ids=[locked.repository_id])
+    version_uploaded.send(sender=Version, version_id=locked.pk)
+    return locked
+
+
+def _version_new(*, repository: Repository, digests: Mapping[str, str], card_text: str, created_by: User,
+                 base_model: BaseModel | None, state: str) -> Version:
+    """The next version of `repository` with its card's fields, tags and lineage (its files are the caller's)."""
     from workers.engine.cards import parse_card
     from workers.engine.errors import EngineInputError
 
     locked = Repository.objects.select_for_update().get(pk=repository.pk)
     number = (locked.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-    card_text, card = "", {}
-    if "README.md" in files:
-        card_text = get_blob_store().local_path(files["README.md"].sha256).read_text(errors="replace")
+    card: dict = {}
+    if card_text:
         try:
             card = parse_card(card_text).front_matter
         except EngineInputError:
@@ -179,7 +224,8 @@ def version_create(
     version = Version.objects.create(
         repository=locked,
         number=number,
-        commit_sha=Version.make_commit_sha(locked.pk, number, [(p, b.sha256) for p, b in files.items()]),
+        state=state,
+        commit_sha=Version.make_commit_sha(locked.pk, number, list(digests.items())),
         card_text=card_text,
         card=card,
         license=str(card.get("license") or "")[:64],
@@ -187,14 +233,12 @@ def version_create(
         base_model=base_model or locked.base_model,
         created_by=created_by,
     )
-    VersionFile.objects.bulk_create([VersionFile(version=version, path=p, blob=b) for p, b in sorted(files.items())])
     version.tags.set([Tag.objects.get_or_create(name=slugify(t)[:64])[0] for t in card_list(card, "tags") if slugify(t)])
     version.training_datasets.set(_repositories_named(RepoKind.DATASET, card_list(card, "datasets")))
     version.parent_versions.set(Version.objects.filter(
         state=VersionState.PUBLISHED,
         repository__in=_repositories_named(RepoKind.ADAPTER, card_list(card, "parent_adapters"))))
     Repository.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
-    version_uploaded.send(sender=Version, version_id=version.pk)
     return version
 
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from hub.accounts.models import User
 from hub.catalog import check_help, diffs, previews, selectors
-from hub.catalog.downloads import serve_version_file
+from hub.catalog.downloads import serve_listed_file, serve_version_file
 from hub.catalog.markdown import render_markdown
 from hub.catalog.models import RepoKind, Repository, Version, VersionState
 from hub.catalog.validation import ADAPTER_GGUF
@@ -20,7 +20,7 @@ from hub.core.formatting import readable_bytes
 from hub.core.params import ascii_int
 
 PER_PAGE = 24
-COUNT_CAP = 1000  # a list's count stops here ("1,000+"): counting 100,000 adapters on every page costs more than it says
+COUNT_CAP = 200  # a list's count stops here ("200+"), and its facets count these first ones: one walk of the list, bounded
 FACETS = (("hub", "Hub"), ("base_model", "Base model"), ("task", "Task"), ("license", "License"), ("tag", "Tags"))
 
 
@@ -45,8 +45,9 @@ def browse(request: HttpRequest, kind: str) -> HttpResponse:
     if filters.ordering not in selectors.ORDERINGS:
         filters = replace(filters, ordering="downloads" if params.get("ordering") == "popular" else "newest")
     repositories = selectors.repositories_visible(request.user, kind, filters)
-    page = ListPage.of(selectors.with_card_versions(request.user, repositories), params.get("page", ""))
-    facets = selectors.facets_of(request.user, repositories, first=COUNT_CAP)
+    first_ids = selectors.repository_ids(repositories, COUNT_CAP + 1)
+    page = ListPage.of(selectors.with_card_versions(request.user, repositories), params.get("page", ""), first_ids)
+    facets = selectors.facets_of(request.user, first_ids[:COUNT_CAP])
     active = {name: getattr(filters, name) for name, _ in FACETS if getattr(filters, name)}
     return render(request, "catalog/browse.html", {
         "kind": kind, "page": page, "filters": filters,
@@ -59,7 +60,7 @@ def browse(request: HttpRequest, kind: str) -> HttpResponse:
 @dataclass(frozen=True)
 class ListPage:
     """A page of a list that is never counted in full: one row more than a page says whether another follows, and
-    the count stops at COUNT_CAP (`count_capped`)."""
+    the count stops at COUNT_CAP (`count_capped`), found in the same walk of the list as the facets' sample."""
 
     number: int
     object_list: list
@@ -67,14 +68,21 @@ class ListPage:
     count: int
 
     @classmethod
-    def of(cls, queryset, number: str) -> ListPage:
+    def of(cls, queryset, number: str, first_ids: list[int]) -> ListPage:
+        """Page `number` of `queryset`, given `first_ids`: the primary keys of its first COUNT_CAP + 1 rows in order
+        (selectors.repository_ids), which are its count and, on the pages they cover, its rows' ids; the rows are read by
+        key."""
         page = max(ascii_int(number) or 1, 1)
-        rows = list(queryset[(page - 1) * PER_PAGE:page * PER_PAGE + 1])
+        start, stop = (page - 1) * PER_PAGE, page * PER_PAGE + 1
+        if stop <= len(first_ids) or len(first_ids) <= COUNT_CAP:  # first_ids cover this page (or the whole list)
+            ids = first_ids[start:stop]
+        else:  # deeper: an OFFSET in the list's own order, of its ids only (no joins or annotations for the skipped)
+            ids = selectors.repository_ids(queryset, stop - start, offset=start)
+        by_id = {row.pk: row for row in queryset.filter(pk__in=ids).order_by()} if ids else {}
+        rows = [by_id[pk] for pk in ids if pk in by_id]
         if not rows and page > 1:  # past the end (the list shrank, or a made-up number): its first page
-            return cls.of(queryset, "1")
-        # Counting stops after COUNT_CAP + 1 rows, read in the list's own order (which an index gives).
-        count = len(rows) if page == 1 and len(rows) <= PER_PAGE else queryset[:COUNT_CAP + 1].count()
-        return cls(page, rows[:PER_PAGE], len(rows) > PER_PAGE, count)
+            return cls.of(queryset, "1", first_ids)
+        return cls(page, rows[:PER_PAGE], len(rows) > PER_PAGE, len(first_ids))
 
     @property
     def count_capped(self) -> bool:
@@ -115,12 +123,12 @@ def _widen_hints(request: HttpRequest, filters: selectors.RepositoryFilters, act
 
 
 def repository_detail(request: HttpRequest, kind: str, owner: str, name: str, number: int | None = None) -> HttpResponse:
-    repo: Repository = selectors.repository_get_visible(request.user, kind, owner, name)
-    versions = list(selectors.versions_of(request.user, repo))
+    repo: Repository = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
+    versions = list(selectors.versions_of(request.user, repo, listed=True))
     if number is None:
-        version = next((v for v in versions if v.state == VersionState.PUBLISHED), versions[0])
+        version = next((v for v in versions if v.state in (VersionState.PUBLISHED, VersionState.LISTED)), versions[0])
     else:
-        version = selectors.version_get_visible(request.user, repo, number)
+        version = selectors.version_get_visible(request.user, repo, number, listed=True)
     files = list(version.files.all())
     context = {
         "repo": repo, "version": version, "versions": versions, "card_html": render_markdown(version.card_text),
@@ -129,7 +137,10 @@ def repository_detail(request: HttpRequest, kind: str, owner: str, name: str, nu
         "total_bytes": sum(f.blob.size for f in files), "gguf": next((f for f in files if f.path == ADAPTER_GGUF), None),
         "previous": next((v for v in versions if v.number < version.number), None),
     }
-    if kind == RepoKind.ADAPTER:
+    if version.is_listed:  # its files are at its origin: nothing to use, preview or evaluate here yet
+        context["listed_files"] = version.origin.listed_files
+        context["total_bytes"] = sum(f["size"] for f in context["listed_files"])
+    elif kind == RepoKind.ADAPTER:
         context["usage"] = _usage(request, repo, version, context["gguf"])
     else:
         context["rows"] = _rows_for_page(request, version, files)
@@ -187,8 +198,10 @@ def _rows_for_page(request: HttpRequest, version: Version, files) -> dict | None
 
 def version_file(request: HttpRequest, kind: str, owner: str, name: str, number: int, path: str) -> HttpResponse:
     """A small text file is shown in the page (highlighted); anything else, or `?download=1`, downloads."""
-    repo = selectors.repository_get_visible(request.user, kind, owner, name)
-    version = selectors.version_get_visible(request.user, repo, number)
+    repo = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
+    version = selectors.version_get_visible(request.user, repo, number, listed=True)
+    if version.is_listed:
+        return serve_listed_file(version, path)
     file = selectors.version_file_get(version, path)
     if request.GET.get("download") or request.method != "GET" or not previews.is_viewable(file):
         return serve_version_file(request, version, file)

@@ -11,6 +11,12 @@ as an ordinary version in state `uploaded` of a shadow namespace `<owner>__<host
 validation runs on it. The shadow namespace is a trusted uploader unless the peer's policy asks for review, so a
 version that passes is published without waiting for a local moderator exactly like a trusted uploader's.
 
+A peer followed for `metadata` or `on_demand` sends versions this hub lists without fetching (`_record_listed`): a
+RemoteItem (the policy's record, served at /api/v1/federation/items) and a catalog version in state `listed` whose
+VersionOrigin names its files, each downloading through RemoteItemFile. It is browsed, searched and shown like a
+mirrored version and never validated, evaluated, signed or stacked; on demand, the first download fetches its files
+and `_record` fills in that same version, which then goes through validation as above.
+
 The origin's provenance travels with it: the files its model.sig signs that the origin made (model.sig,
 provenance.intoto.jsonl, its GGUF LoRA) are fetched too, and model.sig must verify over the fetched files with a
 key the origin serves at /api/v1/keys, or the version is refused. An Announce also carries the mirror attestations
@@ -33,7 +39,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import connection, transaction
 from django.db.models import Q
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -48,6 +54,7 @@ from hub.catalog.models import (
     Blob,
     FetchState,
     RepoKind,
+    Repository,
     RepositoryOrigin,
     Version,
     VersionOrigin,
@@ -61,7 +68,10 @@ from hub.catalog.services import (
     repository_set_summary,
     version_claim_for_validation,
     version_create,
+    version_fill_listed,
+    version_list_remote,
     version_record_validation,
+    version_set_state,
 )
 from hub.catalog.uploads import UploadError, check_upload_path, check_upload_sizes
 from hub.catalog.validation import is_hub_made
@@ -329,8 +339,9 @@ def _version_received(peer: Peer, activity: dict, *, authority: str, sources: di
         return
     if peer.mode in (PeerMode.METADATA, PeerMode.ON_DEMAND):
         # Listed now; the files stay at the origin (metadata) or are fetched when first downloaded (on_demand).
-        RemoteItem.objects.get_or_create(object_id=item.object_id, defaults={
+        listed, _ = RemoteItem.objects.get_or_create(object_id=item.object_id, defaults={
             "peer": peer, "mode": peer.mode, "activity": activity, "sources": sources, "attestations": attestations})
+        _record_listed(peer, item, activity, listed)
         return
     mirror_version.delay_on_commit(peer.pk, activity, sources, attestations)
 
@@ -343,6 +354,8 @@ def remote_item_requested(*, item_id: int) -> RemoteItem:
     if listed.mode == PeerMode.ON_DEMAND and listed.state == RemoteItemState.LISTED:
         listed.state, listed.requested_at = RemoteItemState.FETCHING, timezone.now()
         listed.save(update_fields=["state", "requested_at"])
+        VersionOrigin.objects.filter(object_id=listed.object_id, fetch_state=FetchState.METADATA).update(
+            fetch_state=FetchState.FETCHING)
         mirror_version.delay_on_commit(listed.peer_id, listed.activity, listed.sources, listed.attestations)
     return listed
 
@@ -376,8 +389,8 @@ def mirror_version(peer_id: int, activity: dict, sources: dict[str, list[str]] |
     if peer is None:
         return "peer gone"
     item = parse_version(activity.get("object"))
-    if VersionOrigin.objects.filter(object_id=item.object_id).exists():
-        return "already mirrored"
+    if VersionOrigin.objects.filter(object_id=item.object_id).exclude(version__state=VersionState.LISTED).exists():
+        return "already mirrored"  # (a listed version is the one its files are fetched for)
     blobs, refusal = fetch_files(item, sources or {})
     kept: tuple[dict[str, Blob], dict[str, PublicKey]] | None = None
     if not refusal and any(f.path == SIGNATURE_FILE for f in item.signed):
@@ -526,21 +539,62 @@ def _deleted_at_origin(object_id: str) -> bool:
         Q(data__object__id=object_id) | Q(data__object=object_id)).exists()
 
 
-@transaction.atomic
-def _record(peer: Peer, item: RemoteVersion, activity: dict, blobs: dict[str, Blob], refusal: str,
-            kept: tuple[dict[str, Blob], dict[str, PublicKey]] | None = None) -> Version | None:
-    _object_lock(item.object_id)
-    if VersionOrigin.objects.filter(object_id=item.object_id).exists() or _deleted_at_origin(item.object_id):
-        return None
+def _shadow_repository(peer: Peer, item: RemoteVersion, activity: dict) -> tuple[User, BaseModel | None, Repository]:
+    """The shadow namespace, base model and repository (with its origin) a received version goes into here."""
     owner = _shadow_user(item, trusted=not peer.review)
     base_model = BaseModel.objects.filter(name=item.base_model).first()
     repository = repository_get_or_create(kind=item.kind, owner=owner, name=item.name, base_model=base_model)
     RepositoryOrigin.objects.get_or_create(repository=repository, defaults={
         "hub": item.origin, "url": item.repository_url, "owner": item.owner, "name": item.name})
-    version = version_create(repository=repository, files=blobs, created_by=owner, base_model=base_model)
+    summary = activity["object"].get("summary")
+    if isinstance(summary, str) and summary and not repository.summary:
+        repository_set_summary(repository=repository, summary=summary)
+    return owner, base_model, repository
+
+
+@transaction.atomic
+def _record_listed(peer: Peer, item: RemoteVersion, activity: dict, listed: RemoteItem) -> Version | None:
+    """A version a peer followed for metadata or on demand sent, in the catalog as a version in state `listed`:
+    browsed, searched and shown with its origin like a mirrored one, its files held at the origin (each downloads
+    through RemoteItemFile); never validated, evaluated, signed or stacked until its files are fetched (`_record`
+    then fills in this same version)."""
+    _object_lock(item.object_id)
+    if VersionOrigin.objects.filter(object_id=item.object_id).exists() or _deleted_at_origin(item.object_id):
+        return None
+    owner, base_model, repository = _shadow_repository(peer, item, activity)
+    card = activity["object"].get("card")
+    version = version_list_remote(repository=repository, digests={f.path: f.sha256 for f in item.files},
+                                  card_text=card if isinstance(card, str) else "", created_by=owner,
+                                  base_model=base_model)
+    files = [{"path": f.path, "sha256": f.sha256, "size": f.size, "origin_url": f.url,
+              "url": reverse("api:federation-item-file", args=[listed.pk, f.path])}
+             for f in sorted((*item.files, *item.signed), key=lambda f: f.path)]
     VersionOrigin.objects.create(version=version, object_id=item.object_id, number=item.number,
                                  peer_url=peer.base_url, activity=activity, origin_published_at=_published(activity),
-                                 fetch_state=FetchState.REFUSED if refusal else FetchState.MIRRORED, refusal=refusal)
+                                 fetch_state=FetchState.METADATA, listed_files=files,
+                                 on_demand=listed.mode == PeerMode.ON_DEMAND)
+    return version
+
+
+@transaction.atomic
+def _record(peer: Peer, item: RemoteVersion, activity: dict, blobs: dict[str, Blob], refusal: str,
+            kept: tuple[dict[str, Blob], dict[str, PublicKey]] | None = None) -> Version | None:
+    _object_lock(item.object_id)
+    known = VersionOrigin.objects.select_related("version").filter(object_id=item.object_id).first()
+    if (known is not None and not known.version.is_listed) or _deleted_at_origin(item.object_id):
+        return None
+    fetch_state = FetchState.REFUSED if refusal else FetchState.MIRRORED
+    owner, base_model, repository = _shadow_repository(peer, item, activity)
+    if known is None:
+        version = version_create(repository=repository, files=blobs, created_by=owner, base_model=base_model)
+        VersionOrigin.objects.create(version=version, object_id=item.object_id, number=item.number,
+                                     peer_url=peer.base_url, activity=activity,
+                                     origin_published_at=_published(activity), fetch_state=fetch_state,
+                                     refusal=refusal)
+    else:  # listed (on demand): its files fetched now, the same version goes on to validation
+        version = version_fill_listed(version=known.version, files=blobs)
+        known.fetch_state, known.refusal, known.listed_files = fetch_state, refusal, []
+        known.save(update_fields=["fetch_state", "refusal", "listed_files"])
     if kept is not None and not refusal:
         origin_signature_keep(version=version, hub=item.origin, files=kept[0], keys=kept[1])
     if refusal:
@@ -571,7 +625,7 @@ def _delete_received(peer: Peer, activity: dict, *, authority: str) -> None:
     reason = str((tombstone.get("reason") if isinstance(tombstone, dict) else "") or activity.get("summary")
                  or "deleted at its origin")[:2000]
     why = f"taken down at its origin {base_url_of(object_id)}: {reason}"
-    if peer.takedowns == TakedownPolicy.REVIEW:
+    if peer.takedowns == TakedownPolicy.REVIEW and not origin.version.is_listed:  # (a listed one holds nothing)
         _report_for_review(peer, origin.version, why)
     else:
         origin_takedown_honour(origin=origin, reason=why, activity=activity)
@@ -611,10 +665,15 @@ def origin_republished(*, origin: VersionOrigin, activity: dict) -> None:
     let its files back in. Only a Create newer than the Delete counts, so a replayed old one changes nothing."""
     _object_lock(origin.object_id)
     BlockedDigest.objects.filter(origin=origin.object_id).delete()
-    origin.fetch_state, origin.refusal, origin.activity = FetchState.MIRRORED, "", activity
-    origin.origin_published_at = _published(activity)
-    origin.save(update_fields=["fetch_state", "refusal", "activity", "origin_published_at"])
     version = origin.version
+    relisted = bool(origin.listed_files) and version.state == VersionState.UNPUBLISHED  # was listed, never held
+    origin.fetch_state = FetchState.METADATA if relisted else FetchState.MIRRORED
+    origin.refusal, origin.activity, origin.origin_published_at = "", activity, _published(activity)
+    origin.save(update_fields=["fetch_state", "refusal", "activity", "origin_published_at"])
+    if relisted:
+        version_set_state(version=version, state=VersionState.LISTED, reason="")
+        RemoteItem.objects.filter(object_id=origin.object_id).update(state=RemoteItemState.LISTED)
+        return
     takedown = Takedown.objects.filter(target_kind=version.repository.kind, target_id=version.pk,
                                        kind=TakedownKind.UNPUBLISHED, lifted_at__isnull=True).first()
     if takedown is not None:
@@ -645,6 +704,8 @@ def origin_takedown_enforce(*, origin: VersionOrigin) -> None:
     version = Version.objects.select_for_update().get(pk=origin.version_id)
     if origin.fetch_state == FetchState.TAKEN_DOWN and version.state == VersionState.PUBLISHED:
         withdraw(target_of_version(version), kind=TakedownKind.UNPUBLISHED, by=None, reason=origin.refusal)
+    elif origin.fetch_state == FetchState.TAKEN_DOWN and version.is_listed:  # no files here: no longer listed
+        version_set_state(version=version, state=VersionState.UNPUBLISHED, reason=origin.refusal)
 
 
 def peer_user(peer: Peer) -> User:

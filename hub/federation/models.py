@@ -259,7 +259,8 @@ class RemoteItem(models.Model):
     """A version a peer announced that this hub lists without holding its files, as the peer's policy says:
     `metadata` (the files stay where they are; a download is redirected to the origin's URL) or `on_demand` (the
     first download fetches, checks and validates them exactly as `mirror` does at once; then they are served from
-    here, as the mirrored version)."""
+    here, as the mirrored version). Its catalog side is a Version in state `listed` with the same object id
+    (hub.federation.mirroring._record_listed), so it shows in the catalog's lists, search and pages."""
 
     object_id = models.URLField(max_length=500, unique=True)  # the AS2 id: the version's URL on its origin
     peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="remote_items")

@@ -19,7 +19,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet, prefetch_rela
 from django.http import HttpRequest, HttpResponse
 
 from hub.accounts.models import User
-from hub.catalog.downloads import serve_version_file
+from hub.catalog.downloads import serve_listed_file, serve_version_file
 from hub.catalog.models import RepoKind, Repository, Version
 from hub.catalog.selectors import (
     RepositoryFilters,
@@ -199,7 +199,8 @@ def catalog_revision(*, user: User | AnonymousUser, repo_type: str, namespace: s
             .filter(kind=KIND_OF[repo_type], owner__username=namespace, name=name).first())
     if repo is None:
         return None
-    visible = list(versions_visible_to(user).filter(repository=repo).select_related("origin").order_by("-number"))
+    visible = list(versions_visible_to(user, listed=True).filter(repository=repo).select_related("origin")
+                   .order_by("-number"))
     if not visible:
         withdrawal = withdrawal_of(repo.versions.all())
         if withdrawal:
@@ -218,9 +219,9 @@ def catalog_repositories(*, user: User | AnonymousUser, repo_type: str, search: 
     filters = RepositoryFilters(owner=author, search=search, task=task)
     repos = repositories_visible(user, KIND_OF[repo_type], filters)
     for tag in tags:
-        tagged = versions_visible_to(user).filter(repository=OuterRef("pk"), tags__name=tag.lower())
+        tagged = versions_visible_to(user, listed=True).filter(repository=OuterRef("pk"), tags__name=tag.lower())
         repos = repos.filter(Exists(tagged))
-    versions = (versions_visible_to(user).order_by("-number").select_related("origin")  # cardData names an origin
+    versions = (versions_visible_to(user, listed=True).order_by("-number").select_related("origin")  # cardData names an origin
                 .prefetch_related("tags", "files__blob"))
     return repos.prefetch_related(Prefetch("versions", queryset=versions, to_attr="visible_versions"))
 
@@ -231,7 +232,7 @@ def catalog_main_revision(repo: Repository) -> Revision:
 
 
 def _main(visible: list[Version]) -> Version:
-    return next((v for v in visible if v.is_published), visible[0])
+    return next((v for v in visible if v.is_published or v.is_listed), visible[0])
 
 
 def _named(versions: list[Version], revision: str) -> Version | None:
@@ -251,6 +252,10 @@ def _catalog_revision(repo: Repository, version: Version, visible: list[Version]
     """A version as a revision; `visible` are the repository's versions the caller may see, newest first."""
     prefetch_related_objects([version], "tags", "files__blob")
     stored = {f.path: f for f in version.files.all()}
+    if version.is_listed:  # held at its origin: each file redirects to where this hub downloads it from
+        files = tuple(HubFile(path=f["path"], sha256=f["sha256"], size=f["size"]) for f in version.origin.listed_files)
+    else:
+        files = tuple(HubFile(path=p, sha256=f.blob.sha256, size=f.blob.size) for p, f in stored.items())
 
     def older() -> list[Revision]:
         before = [v for v in visible if v.number < version.number]
@@ -262,13 +267,14 @@ def _catalog_revision(repo: Repository, version: Version, visible: list[Version]
         repo_type=repo_type,
         repo_id=repo.full_name,
         sha=version.commit_sha,
-        files=tuple(HubFile(path=p, sha256=f.blob.sha256, size=f.blob.size) for p, f in stored.items()),
+        files=files,
         # The catalog's own download path: the primary file's full GET counts one download.
-        serve=lambda request, file: serve_version_file(request, version, stored[file.path]),
+        serve=lambda request, file: (serve_listed_file(version, file.path) if version.is_listed
+                                     else serve_version_file(request, version, stored[file.path])),
         author=repo.owner.username,
         created_at=repo.created_at,
         last_modified=version.published_at or version.created_at,
-        private=not version.is_published,
+        private=not (version.is_published or version.is_listed),
         downloads=repo.downloads,
         tags=tuple(t.name for t in version.tags.all()),
         pipeline_tag=version.task or None,

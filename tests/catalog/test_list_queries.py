@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from hub.catalog import selectors, views
-from hub.catalog.models import RepoKind
+from hub.catalog.models import RepoKind, VersionState
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -61,6 +61,32 @@ def test_the_page_says_when_it_stopped_counting(make_user, make_version, monkeyp
     assert "0 adapters" in small and "facet-note" not in small
 
 
+def test_pages_read_by_key_and_past_the_cap_by_offset_give_the_list_in_order(make_user, make_version, monkeypatch):
+    """The first COUNT_CAP + 1 ids of the list are its count, its facets' sample and the rows of the pages they
+    cover; deeper pages are an OFFSET in the list's order: either way each adapter shows once, in order, and a card
+    shows the newest version its visitor may see."""
+    monkeypatch.setattr(views, "COUNT_CAP", 5)
+    monkeypatch.setattr(views, "PER_PAGE", 2)
+    names = [f"adapter-{letter}" for letter in "hgfedcba"]
+    for i, name in enumerate(names):
+        make_version(make_user(f"o{i}"), name)
+    owner = make_user("later")
+    make_version(owner, "adapter-i")
+    card = "---\nlicense: mit\ntags: [hidden-tag]\n---\n\n# not public yet\n"
+    make_version(owner, "adapter-i", state=VersionState.PENDING_REVIEW, files={"README.md": card.encode()})
+    client, shown = Client(), []
+    for page in range(1, 6):  # pages 1-2 lie inside the 6 ids found, 3-5 beyond them
+        body = client.get("/adapters/", {"ordering": "name", "page": str(page)}).content.decode()
+        shown += [name for _, name in sorted((body.index(f"/{name}</a>"), name) for name in [*names, "adapter-i"]
+                                             if f"/{name}</a>" in body)]
+        if page == 5:
+            assert "hidden-tag" not in body and "apache-2.0" in body and ">mit<" not in body, body
+    assert shown == sorted([*names, "adapter-i"]), shown
+    facets = selectors.facets_of(None, selectors.repository_ids(
+        selectors.repositories_visible(None, RepoKind.ADAPTER, selectors.RepositoryFilters(ordering="name")), 5))
+    assert facets["license"] == [selectors.Facet("apache-2.0", 5)] and facets["tag"][0] == selectors.Facet("demo", 5)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's search indexes")
 def test_each_way_a_search_matches_has_its_index():
     """The plans on 100,000 adapters (bench/catalog_scale.py --explain) use these; a test table is too small for the
@@ -73,6 +99,10 @@ def test_each_way_a_search_matches_has_its_index():
                                                                           "summary")):
         assert f"upper(({column})::text) gin_trgm_ops" in indexes[name], indexes[name]
     assert "score DESC NULLS LAST, id DESC" in indexes["catalog_repo_score_idx"]
+    with connection.cursor() as cursor:  # the versions' listing index, which facets and visibility checks read alone
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'catalog_version_listing_idx'")
+        [listing] = cursor.fetchone()
+    assert "(repository_id, state) INCLUDE (id, task, license)" in listing, listing
     qs = selectors.repositories_visible(None, RepoKind.ADAPTER, selectors.RepositoryFilters(search="quokka"))
     sql = str(qs.query)
     for column in ("name", "summary"):  # what the upper-case trigram indexes hold

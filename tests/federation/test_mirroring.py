@@ -156,8 +156,9 @@ def served_keys(keys: list[PublicKey]) -> bytes:
 
 
 def mirrored(activity: dict) -> Version | None:
+    """The version an activity's object became here with its files (a listed one, files elsewhere, is not)."""
     origin = VersionOrigin.objects.select_related("version__repository__owner").filter(
-        object_id=activity["object"]["id"]).first()
+        object_id=activity["object"]["id"]).exclude(version__state=VersionState.LISTED).first()
     return Version.objects.get(pk=origin.version_id) if origin else None
 
 
@@ -607,15 +608,32 @@ def test_a_stack_of_a_mirrored_adapter_has_the_hash_it_has_at_the_origin(peer, r
     assert here.hash == there.hash  # the hash is over content: the same on the origin and on every mirror
 
 
+def listed_version(activity: dict) -> Version | None:
+    """The catalog version a listed item is (state `listed` until its files are held here)."""
+    return Version.objects.select_related("repository__owner", "origin").filter(
+        origin__object_id=activity["object"]["id"]).first()
+
+
 def test_a_metadata_peer_s_item_is_listed_with_its_origin_and_its_files_redirect_there(peer, remote_activity,
                                                                                        eager_tasks, origin_server):
+    from hub.evals.models import EvalRun
+    from hub.stacks.services import StackRequestError, stack_recipe_resolve
+
     peer.mode = "metadata"
     peer.save()
     activity = remote_activity("listed")
+    activity["object"]["summary"] = "Turns questions into SQL"
     asked = len(origin_server.requests)
     activity_received(peer=peer, activity=activity)
     activity_received(peer=peer, activity=copy.deepcopy(activity))  # the same object again: one item
-    assert len(origin_server.requests) == asked and mirrored(activity) is None  # nothing fetched, nothing held
+    assert len(origin_server.requests) == asked  # nothing fetched
+    version = listed_version(activity)
+    assert version is not None and version.state == VersionState.LISTED
+    assert Version.objects.filter(origin__object_id=activity["object"]["id"]).count() == 1
+    assert not version.files.exists() and version.origin.fetch_state == FetchState.METADATA
+    # Nothing that needs the bytes ran for it: no validation, evaluation or signature.
+    assert version.validation_report == {} and not EvalRun.objects.filter(version=version).exists()
+    assert not OriginSignature.objects.filter(version=version).exists()
     [item] = APIClient().get("/api/v1/federation/items").json()["results"]
     assert item["mode"] == "metadata" and item["name"] == "alice/listed" and item["local"] is None
     assert item["origin"] == {"hub": origin_server.base_url, "url": activity["object"]["repository"]["url"],
@@ -626,11 +644,63 @@ def test_a_metadata_peer_s_item_is_listed_with_its_origin_and_its_files_redirect
     assert answer.status_code == 302 and answer["Location"] == weights["origin_url"]
     missing = APIClient().get(f"/api/v1/federation/items/{item['id']}/files/nope.bin")
     assert missing.status_code == 404 and "expected one of" in missing.json()["error"]["message"]
-    # The origin takes it down: no longer listed, and its files answer 410.
+
+    # In the catalog like a mirrored item: the list (and its search and hub filter), the detail, the pages.
+    namespace = version.repository.owner.username
+    full_name = f"{namespace}/listed"
+    for query in ({"search": "listed"}, {"search": "questions SQL"}, {"hub": origin_server.base_url}, {}):
+        found = APIClient().get("/api/v1/adapters", query).json()["results"]
+        assert [r["full_name"] for r in found] == [full_name], query
+        assert found[0]["origin"]["hub"] == origin_server.base_url and found[0]["origin"]["version"] == 1
+    assert APIClient().get("/api/v1/adapters", {"hub": "local"}).json()["results"] == []
+    detail = APIClient().get(f"/api/v1/adapters/{full_name}/versions/1").json()
+    assert detail["state"] == "listed" and detail["origin"] == {
+        "hub": origin_server.base_url, "url": activity["object"]["id"], "owner": "alice", "name": "listed",
+        "version": 1}
+    sent = {f["path"]: f["sha256"] for f in activity["object"]["files"]}
+    assert {f["path"]: f["sha256"] for f in detail["files"]} == sent
+    assert all(f["held_here"] is False for f in detail["files"])
+    [entry] = [f for f in detail["files"] if f["path"] == "adapter_model.safetensors"]
+    through = APIClient().get(entry["url"])  # the catalog's file URL -> this hub's route for it -> the origin
+    assert through.status_code == 302 and through["Location"] == weights["url"]
+    assert through["ETag"] == f'"{sent["adapter_model.safetensors"]}"'
+    assert APIClient().get(f"/api/v1/adapters/{full_name}").json()["versions"][0]["state"] == "listed"
+    browse = APIClient().get("/adapters/", {"hub": origin_server.base_url}).content.decode()
+    assert full_name in browse and full_name in APIClient().get("/adapters/", {"search": "listed"}).content.decode()
+    page = APIClient().get(f"/adapters/{full_name}/v/1").content.decode()
+    assert f"Listed from <a href=\"{origin_server.base_url}\"" in page and 'id="held-at-origin"' in page
+    assert "a download is redirected there" in page and entry["url"] in page
+    assert 'id="eval-card"' not in page and 'id="use-this"' not in page
+    # The Hugging Face API lists its files, each resolving through the same route.
+    hf = APIClient().get(f"/api/models/{full_name}").json()
+    assert {s["rfilename"] for s in hf["siblings"]} == set(sent) and hf["cardData"]["origin"]["hub"] == \
+        origin_server.base_url
+    resolved = APIClient().get(f"/{full_name}/resolve/main/adapter_model.safetensors")
+    assert resolved.status_code == 302 and resolved["Location"] == weights["url"]
+    assert resolved["X-Linked-Etag"] == f'"{sent["adapter_model.safetensors"]}"'
+    # Never a stack input while its files are elsewhere; no eval page either.
+    with pytest.raises(StackRequestError):
+        stack_recipe_resolve(request={"base_model": "nomoat/tiny-llama", "method": "linear",
+                                      "output": {"type": "merged", "dtype": "fp32"},
+                                      "adapters": [{"adapter": f"{full_name}@1", "weight": 0.5}]})
+
+    # The origin takes it down: no longer listed anywhere, and its files and pages answer 410.
     delete = delete_activity_for(activity)
     activity_received(peer=peer, activity=delete)
     assert APIClient().get("/api/v1/federation/items").json()["results"] == []
     assert APIClient().get(weights["url"]).status_code == 410
+    assert listed_version(activity).state == VersionState.UNPUBLISHED
+    assert APIClient().get("/api/v1/adapters", {"search": "listed"}).json()["results"] == []
+    for url in (f"/api/v1/adapters/{full_name}/versions/1", entry["url"], f"/adapters/{full_name}/v/1"):
+        gone = APIClient().get(url)
+        assert gone.status_code == 410 and "spam" in gone.content.decode(), (url, gone.status_code)
+    # ...and published there again: listed again, as it was.
+    again = copy.deepcopy(activity)
+    again["published"] = "2031-01-01T00:00:00+00:00"
+    activity_received(peer=peer, activity=again)
+    assert listed_version(activity).state == VersionState.LISTED
+    assert [r["full_name"] for r in APIClient().get("/api/v1/adapters").json()["results"]] == [full_name]
+    assert APIClient().get(weights["url"]).status_code == 302
 
 
 def test_an_on_demand_peer_s_item_is_fetched_on_first_download_then_served_here(peer, remote_activity,
@@ -640,24 +710,59 @@ def test_an_on_demand_peer_s_item_is_fetched_on_first_download_then_served_here(
     activity = remote_activity("lazy")
     asked = len(origin_server.requests)
     activity_received(peer=peer, activity=activity)
-    assert len(origin_server.requests) == asked and mirrored(activity) is None
+    listed = listed_version(activity)
+    assert len(origin_server.requests) == asked and listed.state == VersionState.LISTED
+    namespace = listed.repository.owner.username
+    page = APIClient().get(f"/adapters/{namespace}/lazy/v/1").content.decode()
+    assert "the first download fetches the files here" in page
     [item] = APIClient().get("/api/v1/federation/items").json()["results"]
     weights = next(f for f in item["files"] if f["path"] == "adapter_model.safetensors")
-    first = APIClient().get(weights["url"])
+    # The catalog's file URL goes through the item's route: the first download starts the fetch.
+    through = APIClient().get(f"/api/v1/adapters/{namespace}/lazy/versions/1/files/adapter_model.safetensors")
+    assert through.status_code == 302 and through["Location"] == weights["url"]
+    first = APIClient().get(through["Location"])
     assert first.status_code == 503 and first["Retry-After"] == "10"
     assert "being fetched from" in first.json()["error"]["message"]
     version = mirrored(activity)  # the fetch ran (eagerly, on commit): fetched, validated, published here
     assert version is not None and version.state == VersionState.PUBLISHED, version and version.state_reason
+    assert version.pk == listed.pk and version.number == 1  # the listed version itself, not a second one
+    assert version.origin.fetch_state == FetchState.MIRRORED and version.origin.listed_files == []
+    assert Version.objects.filter(repository=version.repository).count() == 1
+    held = {f.path: f.blob.sha256 for f in version.files.select_related("blob")}
+    assert version.commit_sha == Version.make_commit_sha(version.repository_id, version.number, list(held.items()))
     fetched = len(origin_server.requests)
     again = APIClient().get(weights["url"])
-    namespace = version.repository.owner.username
     assert again.status_code == 302
     assert again["Location"] == f"/api/v1/adapters/{namespace}/lazy/versions/1/files/adapter_model.safetensors"
     served = APIClient().get(again["Location"])
     assert b"".join(served.streaming_content) == origin_server.files[urlsplit(weights["origin_url"]).path]
     assert len(origin_server.requests) == fetched  # served from here
-    [listed] = APIClient().get("/api/v1/federation/items").json()["results"]
-    assert listed["state"] == "fetching" and listed["local"] == f"{namespace}/lazy@1"
+    [listed_item] = APIClient().get("/api/v1/federation/items").json()["results"]
+    assert listed_item["state"] == "fetching" and listed_item["local"] == f"{namespace}/lazy@1"
+    detail = APIClient().get(f"/api/v1/adapters/{namespace}/lazy/versions/1").json()
+    assert detail["state"] == "published" and "held_here" not in detail["files"][0]
+
+
+def test_an_on_demand_item_whose_origin_serves_other_bytes_is_refused_and_no_longer_listed(peer, remote_activity,
+                                                                                            eager_tasks, origin_server):
+    peer.mode = "on_demand"
+    peer.save()
+    activity = remote_activity("lazy-tampered")
+    path = urlsplit(next(f["url"] for f in activity["object"]["files"]
+                         if f["path"] == "adapter_model.safetensors")).path
+    origin_server.files[path] = origin_server.files[path][:-4] + b"evil"
+    activity_received(peer=peer, activity=activity)
+    namespace = listed_version(activity).repository.owner.username
+    file_url = f"/api/v1/adapters/{namespace}/lazy-tampered/versions/1/files/adapter_model.safetensors"
+    assert APIClient().get(APIClient().get(file_url)["Location"]).status_code == 503  # the fetch starts
+    version = listed_version(activity)
+    assert version.state == VersionState.REJECTED and version.origin.fetch_state == FetchState.REFUSED
+    assert "does not match the sha256 the origin published" in version.state_reason
+    assert APIClient().get("/api/v1/adapters", {"search": "lazy-tampered"}).json()["results"] == []
+    assert APIClient().get(file_url).status_code == 404
+    [item] = APIClient().get("/api/v1/federation/items").json()["results"]
+    refused = APIClient().get(f"/api/v1/federation/items/{item['id']}/files/adapter_model.safetensors")
+    assert refused.status_code == 422 and "refused here" in refused.json()["error"]["message"]
 
 
 def delete_activity_for(create: dict) -> dict:

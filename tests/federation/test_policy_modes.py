@@ -67,13 +67,18 @@ def test_metadata_lists_with_the_origin_and_on_demand_fetches_on_first_download(
     assert redirect.status_code == 302 and redirect.headers["Location"].startswith(b.url), redirect.text
     assert hashlib.sha256(requests.get(f"{c.url}{files[WEIGHTS]['url']}", timeout=60).content).hexdigest() == \
         on_b[WEIGHTS]
-    assert c.api("GET", f"adapters/{mirrored}/versions/1", token=None).status_code == 404  # nothing held on C
+    # ...and in C's catalog as a listed version: its origin named, none of its files held on C.
+    on_c = c.api("GET", f"adapters/{mirrored}/versions/1", token=None).json()
+    assert on_c["state"] == "listed" and on_c["origin"]["hub"] == b.url
+    assert {f["path"] for f in on_c["files"]} == set(files) and not any(f["held_here"] for f in on_c["files"])
+    found = c.api("GET", "adapters", token=None, params={"search": "fed-lazy", "hub": b.url}).json()["results"]
+    assert [r["full_name"] for r in found] == [mirrored]
 
     # A: listed, nothing fetched until someone asks; the first download starts the fetch (503, Retry-After), and
     # once validated the file is served from A itself.
     item = wait_until(lambda: listed(a, "fed-lazy"), timeout=240, interval=1, what="demo/fed-lazy listed on A")
     assert item["mode"] == "on_demand" and item["state"] == "listed"
-    assert a.api("GET", f"adapters/{mirrored}/versions/1", token=None).status_code == 404
+    assert a.api("GET", f"adapters/{mirrored}/versions/1", token=None).json()["state"] == "listed"
     url = f"{a.url}{next(f['url'] for f in item['files'] if f['path'] == WEIGHTS)}"
     first = requests.get(url, allow_redirects=False, timeout=60)
     assert first.status_code == 503 and int(first.headers["Retry-After"]) > 0, first.text

@@ -7,22 +7,18 @@ end of each is attached to a failing test's report.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.federation.hubs import Network, redis_dbs_from_env
+from tests.federation.hubs import Network, postgres_url_or_skip, redis_dbs_from_env
 
 
 @pytest.fixture(scope="session")
 def hubs() -> Iterator[Network]:
     """Hubs a, b and c: migrated, seeded (the tiny base model, hubadmin and demo) and serving, with a worker each."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("the federation tests run three hubs, each on a PostgreSQL database of its own: "
-                    "set DATABASE_URL to a postgres:// URL")
+    url = postgres_url_or_skip()
     from django.conf import settings
 
     data_root = Path(settings.DATA_DIR) / "federation"

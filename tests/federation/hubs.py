@@ -63,6 +63,17 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def postgres_url_or_skip() -> str:
+    """The run's DATABASE_URL, which each hub's own database is named after; the hubs need PostgreSQL."""
+    import pytest
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("the federation tests run hubs, each on a PostgreSQL database of its own: "
+                    "set DATABASE_URL to a postgres:// URL")
+    return url
+
+
 def database_url_for(base_url: str, suffix: str) -> str:
     """The test run's PostgreSQL URL with `_<suffix>` appended to the database name."""
     parts = urlsplit(base_url)

@@ -36,7 +36,7 @@ import pytest
 import requests
 
 from tests.conftest import wait_until
-from tests.federation.hubs import REPO_ROOT, Hub, Process, database_url_for, free_port
+from tests.federation.hubs import REPO_ROOT, Hub, Process, database_url_for, free_port, postgres_url_or_skip
 
 pytestmark = [pytest.mark.federation]
 
@@ -86,10 +86,7 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def hub() -> Iterator[Hub]:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("the federation tests run hubs on PostgreSQL databases of their own: set DATABASE_URL to a "
-                    "postgres:// URL")
+    url = postgres_url_or_skip()
     from django.conf import settings
 
     redis_db = int(os.environ.get("NOMOAT_BOVINE_HUB_REDIS_DB", "10"))

@@ -131,6 +131,10 @@ class VersionState(models.TextChoices):
     LISTED = "listed", "Listed; its files are held at its origin"
 
 
+# The states a version is shown to anyone in (the selectors add `listed` only where no bytes are read).
+PUBLIC_STATES = (VersionState.PUBLISHED, VersionState.LISTED)
+
+
 class Version(models.Model):
     """One immutable upload of a repository. Once published its files and card never change."""
 
@@ -170,6 +174,11 @@ class Version(models.Model):
     @property
     def is_published(self) -> bool:
         return self.state == VersionState.PUBLISHED
+
+    @property
+    def is_public(self) -> bool:
+        """Anyone may see it: published here, or listed from another hub (PUBLIC_STATES)."""
+        return self.state in PUBLIC_STATES
 
     @property
     def is_listed(self) -> bool:

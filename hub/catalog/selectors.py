@@ -14,6 +14,7 @@ from django.db.models import Count, Exists, F, FloatField, OuterRef, Prefetch, Q
 from django.http import Http404
 
 from hub.catalog.models import (
+    PUBLIC_STATES,
     BaseModel,
     FetchState,
     RepoKind,
@@ -77,7 +78,7 @@ def versions_visible_to(user, *, listed: bool = False) -> QuerySet[Version]:
     qs = Version.objects.all()
     if _can_see_all(user):
         return qs if listed else qs.exclude(state=VersionState.LISTED)
-    visible = Q(state__in=[VersionState.PUBLISHED, VersionState.LISTED]) if listed else Q(state=VersionState.PUBLISHED)
+    visible = Q(state__in=PUBLIC_STATES) if listed else Q(state=VersionState.PUBLISHED)
     if user and user.is_authenticated:
         visible |= Q(repository__owner=user)
     return qs.filter(visible)

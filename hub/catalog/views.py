@@ -126,7 +126,7 @@ def repository_detail(request: HttpRequest, kind: str, owner: str, name: str, nu
     repo: Repository = selectors.repository_get_visible(request.user, kind, owner, name, listed=True)
     versions = list(selectors.versions_of(request.user, repo, listed=True))
     if number is None:
-        version = next((v for v in versions if v.state in (VersionState.PUBLISHED, VersionState.LISTED)), versions[0])
+        version = next((v for v in versions if v.is_public), versions[0])
     else:
         version = selectors.version_get_visible(request.user, repo, number, listed=True)
     files = list(version.files.all())

@@ -232,7 +232,7 @@ def catalog_main_revision(repo: Repository) -> Revision:
 
 
 def _main(visible: list[Version]) -> Version:
-    return next((v for v in visible if v.is_published or v.is_listed), visible[0])
+    return next((v for v in visible if v.is_public), visible[0])
 
 
 def _named(versions: list[Version], revision: str) -> Version | None:
@@ -274,7 +274,7 @@ def _catalog_revision(repo: Repository, version: Version, visible: list[Version]
         author=repo.owner.username,
         created_at=repo.created_at,
         last_modified=version.published_at or version.created_at,
-        private=not (version.is_published or version.is_listed),
+        private=not version.is_public,
         downloads=repo.downloads,
         tags=tuple(t.name for t in version.tags.all()),
         pipeline_tag=version.task or None,

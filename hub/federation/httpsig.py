@@ -1,24 +1,33 @@
 """HTTP signatures of requests between hubs.
 
 Outgoing requests are signed draft-cavage `rsa-sha256` over `(request-target) host date digest` (what Mastodon
-signs and verifies), through apsig. Incoming ones may be draft-cavage (apsig verifies) or RFC 9421 (`Signature-Input`;
+signs and verifies), through apsig. Incoming ones may be draft-cavage or RFC 9421 (`Signature-Input`;
 http-message-signatures verifies), with the checks those libraries leave to their caller: which parts are covered,
-Date / `created` within FEDERATION_SIGNATURE_MAX_AGE_SECONDS, the body's Digest / Content-Digest."""
+Date / `created` within FEDERATION_SIGNATURE_MAX_AGE_SECONDS, the body's Digest / Content-Digest.
+
+`(request-target)` is the method and the path *with its query* (draft-cavage section 2.3; Mastodon signs
+`get /outbox?page=2`). apsig builds it from the path alone, so both directions use `request_target`: the Signer is
+handed it, and a draft-cavage signature is checked over apsig's signing string built with it (apsig's Verifier
+offers no way to pass one), by `cryptography`'s RSA PKCS#1 v1.5 verification."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import email.utils
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import http_sf
 import requests
 from apsig.draft.sign import Signer
-from apsig.draft.verify import Verifier
-from apsig.exceptions import VerificationFailedError
+from apsig.draft.tools import build_string
+from cryptography.exceptions import InvalidSignature as InvalidRSASignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 from http_message_signatures import (
     ContentDigest,
@@ -45,6 +54,12 @@ def body_digest(body: bytes) -> str:
     return "SHA-256=" + base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
+def request_target(method: str, url: str) -> str:
+    """The draft-cavage `(request-target)` of a request: `get /outbox?page=2`, the query included."""
+    parts = urlsplit(url)
+    return f"{method.lower()} {parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+
+
 def request_sign(*, key: ActorKey, key_id: str, method: str, url: str, body: bytes | None = None,
                  headers: dict[str, str] | None = None) -> dict[str, str]:
     """The headers of a request signed draft-cavage rsa-sha256: (request-target) host date [digest]."""
@@ -53,8 +68,10 @@ def request_sign(*, key: ActorKey, key_id: str, method: str, url: str, body: byt
     if body is not None:
         wanted["digest"] = body_digest(body)
         signed_headers.append("digest")
-    signed = Signer(headers=wanted, private_key=rsa_private_key(key), method=method, url=url, key_id=key_id,
-                    body=body or b"", signed_headers=signed_headers).sign()
+    signer = Signer(headers=wanted, private_key=rsa_private_key(key), method=method, url=url, key_id=key_id,
+                    body=body or b"", signed_headers=signed_headers)
+    signer.request_target = request_target(method, url)  # apsig's own would drop the query
+    signed = signer.sign()
     signed.pop("Authorization", None)  # Signature alone: Authorization would collide with API tokens
     return signed
 
@@ -100,23 +117,32 @@ def request_verify(*, method: str, url: str, headers: dict[str, str], body: byte
     if method.upper() == "POST" and not _digest_matches(headers.get("digest", ""), body):
         raise SignatureRefused(400, "digest_mismatch", "the Digest header does not match the body's SHA-256 "
                                                        f"(expected {body_digest(body)})")
-    verify_headers = {**headers, "signature": ",".join(f'{k}="{v}"' for k, v in params.items()
-                                                       if k != "algorithm") + ',algorithm="rsa-sha256"'}
-    # The Digest of a POST was checked above, its algorithm name case-insensitively (RFC 3230: bovine sends
-    # `sha-256=`); apsig would compare it with `SHA-256=` to the letter, so it gets no body to check again.
-    signed_body = b"" if method.upper() == "POST" else body
+    try:
+        signature = base64.b64decode(params["signature"], validate=True)
+        signing_string = build_string({**headers, "(request-target)": request_target(method, url)}, signed).encode()
+    except binascii.Error:
+        raise SignatureRefused(401, "bad_signature", "the Signature header's signature: expected base64") from None
+    except KeyError as exc:
+        raise SignatureRefused(401, "bad_signature", f"the signature covers the header {exc}, which the request "
+                                                     "lacks") from None
     for refresh in (False, True):
-        pem = public_key(params["keyId"], refresh)
         try:
-            Verifier(public_pem=pem, method=method, url=url, headers=verify_headers, body=signed_body,
-                     clock_skew=settings.FEDERATION_SIGNATURE_MAX_AGE_SECONDS).verify(raise_on_fail=True)
-        except (VerificationFailedError, ValueError, KeyError) as exc:
+            _rsa_public_key(public_key(params["keyId"], refresh)).verify(signature, signing_string,
+                                                                         padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidRSASignature, ValueError) as exc:
             if refresh:
                 raise SignatureRefused(401, "bad_signature", f"the signature does not verify with the key "
-                                                             f"{params['keyId']}: {exc or type(exc).__name__}") from None
+                                                             f"{params['keyId']}: {exc or 'invalid signature'}") from None
             continue
         return SignedBy(params["keyId"])
     raise AssertionError("unreachable")
+
+
+def _rsa_public_key(pem: str) -> rsa.RSAPublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ValueError("the key is not an RSA key (rsa-sha256)")
+    return key
 
 
 def _digest_matches(header: str, body: bytes) -> bool:

@@ -4,6 +4,7 @@ this process) with keys of its own; its requests are signed with apsig, as anoth
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import io
 import json
@@ -18,8 +19,9 @@ import pytest
 import requests
 from apsig.draft.sign import Signer
 from apsig.proof.sign import ProofSigner
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from django.core.management import CommandError, call_command
 from django.test import Client
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
@@ -31,7 +33,7 @@ from hub.core.errors import ServiceError
 from hub.federation import actors, mirroring, outbox, services
 from hub.federation import delivery as delivery_module
 from hub.federation.delivery import activity_publish, delivery_attempt
-from hub.federation.httpsig import body_digest, request_verify
+from hub.federation.httpsig import body_digest, request_sign, request_verify
 from hub.federation.inbox import activity_process, activity_store
 from hub.federation.keys import actor_key, ed25519_multibase
 from hub.federation.models import (
@@ -333,6 +335,46 @@ def test_rfc9421_signatures_are_verified_too(client, db, remote, hub_url):
     stale = post_rfc9421(client, remote, remote.activity("Create"), created=datetime.now(UTC) - timedelta(seconds=400))
     assert stale.status_code == 401 and "replayed or clock skew" in stale.json()["detail"]
     assert InboxActivity.objects.count() == 1
+
+
+def _mastodon_signing_string(method: str, path_and_query: str, headers: dict[str, str]) -> bytes:
+    """The draft-cavage signing string as Mastodon builds it, written out here rather than by the hub's code:
+    `(request-target): get /path?query`, then each header `name: value`, one a line."""
+    lines = [f"(request-target): {method.lower()} {path_and_query}"]
+    lines += [f"{name}: {headers[name]}" for name in ("host", "date")]
+    return "\n".join(lines).encode()
+
+
+def test_a_signed_get_with_a_query_verifies_both_ways_as_mastodon_signs_it(db, remote, hub_url):
+    url, target = "http://testserver/federation/actor/outbox?page=true&max_id=7", "/federation/actor/outbox"
+    headers = {"host": "testserver", "date": email.utils.formatdate(usegmt=True)}
+    signature = base64.b64encode(remote.key.sign(_mastodon_signing_string("GET", f"{target}?page=true&max_id=7",
+                                                                           headers),
+                                                 padding.PKCS1v15(), hashes.SHA256())).decode()
+    theirs = {**headers, "signature": f'keyId="{remote.actor}#main-key",algorithm="rsa-sha256",'
+                                      f'headers="(request-target) host date",signature="{signature}"'}
+
+    def keys(key_id: str, refresh: bool) -> str:
+        return remote.public_pem
+
+    assert request_verify(method="GET", url=url, headers=theirs, body=b"", public_key=keys).key_id == \
+        f"{remote.actor}#main-key"
+    # The query is covered: the same signature on another page, or on the path alone, is refused.
+    for other in (url.replace("max_id=7", "max_id=8"), url.partition("?")[0]):
+        with pytest.raises(SignatureRefused, match="does not verify"):
+            request_verify(method="GET", url=other, headers=theirs, body=b"", public_key=keys)
+
+    # The reverse: what the hub signs verifies against the signing string Mastodon builds for it.
+    ours = request_sign(key=actor_key(None), key_id=actors.key_id(None), method="GET", url=url)
+    params = dict(part.split("=", 1) for part in ours["Signature"].split(","))
+    assert params["headers"] == '"(request-target) host date"'
+    public = serialization.load_pem_public_key(actor_key(None).public_key_pem.encode())
+    public.verify(base64.b64decode(params["signature"].strip('"')),
+                  _mastodon_signing_string("GET", f"{target}?page=true&max_id=7", ours), padding.PKCS1v15(),
+                  hashes.SHA256())  # raises InvalidSignature if the query were left out
+    with pytest.raises(InvalidSignature):
+        public.verify(base64.b64decode(params["signature"].strip('"')),
+                      _mastodon_signing_string("GET", target, ours), padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_key_rotation_refetches_the_actor_once(client, db, remote, hub_url):

@@ -15,7 +15,9 @@ A peer followed for `metadata` or `on_demand` sends versions this hub lists with
 RemoteItem (the policy's record, served at /api/v1/federation/items) and a catalog version in state `listed` whose
 VersionOrigin names its files, each downloading through RemoteItemFile. It is browsed, searched and shown like a
 mirrored version and never validated, evaluated, signed or stacked; on demand, the first download fetches its files
-and `_record` fills in that same version, which then goes through validation as above.
+and `_record` fills in that same version, which then goes through validation as above. Listed, it is re-shared with
+this hub's followers as a mirrored version is once published (the origin's signed Create in an Announce, without
+copies to offer), so a hub that follows this one hears of it and applies its own policy.
 
 The origin's provenance travels with it: the files its model.sig signs that the origin made (model.sig,
 provenance.intoto.jsonl, its GGUF LoRA) are fetched too, and model.sig must verify over the fetched files with a
@@ -230,12 +232,14 @@ def _is_ours(object_id: str) -> bool:
     return base_url_of(object_id) == base_url_of(public_url())
 
 
-def announce_to_followers(activity: dict, *, skip: set[str], version: Version | None = None) -> None:
-    """Re-share a peer's signed activity with this hub's followers, except the hubs in `skip` (its origin and the
-    hub it came from already have it: no activity travels back to where it came from)."""
+def announce_to_followers(activity: dict, *, origin: VersionOrigin, version: Version | None = None) -> None:
+    """Re-share a peer's signed activity about `origin`'s item with this hub's followers, except its origin hub and
+    the hub it came from (they have it already: no activity travels back to where it came from). With the `version`
+    held here, the Announce offers this hub's copies of its files."""
     from hub.federation.delivery import activity_publish, follower_inboxes
     from hub.federation.objects import announce_activity
 
+    skip = {base_url_of(origin.object_id), origin.peer_url}
     inboxes = [inbox for inbox in follower_inboxes(None) if base_url_of(inbox) not in skip]
     activity_publish(actor="hub", activity=announce_activity(activity, version), inboxes=inboxes)
 
@@ -557,7 +561,7 @@ def _record_listed(peer: Peer, item: RemoteVersion, activity: dict, listed: Remo
     """A version a peer followed for metadata or on demand sent, in the catalog as a version in state `listed`:
     browsed, searched and shown with its origin like a mirrored one, its files held at the origin (each downloads
     through RemoteItemFile); never validated, evaluated, signed or stacked until its files are fetched (`_record`
-    then fills in this same version)."""
+    then fills in this same version). Re-shared with this hub's followers once committed."""
     _object_lock(item.object_id)
     if VersionOrigin.objects.filter(object_id=item.object_id).exists() or _deleted_at_origin(item.object_id):
         return None
@@ -569,11 +573,32 @@ def _record_listed(peer: Peer, item: RemoteVersion, activity: dict, listed: Remo
     files = [{"path": f.path, "sha256": f.sha256, "size": f.size, "origin_url": f.url,
               "url": reverse("api:federation-item-file", args=[listed.pk, f.path])}
              for f in sorted((*item.files, *item.signed), key=lambda f: f.path)]
-    VersionOrigin.objects.create(version=version, object_id=item.object_id, number=item.number,
-                                 peer_url=peer.base_url, activity=activity, origin_published_at=_published(activity),
-                                 fetch_state=FetchState.METADATA, listed_files=files,
-                                 on_demand=listed.mode == PeerMode.ON_DEMAND)
+    origin = VersionOrigin.objects.create(version=version, object_id=item.object_id, number=item.number,
+                                          peer_url=peer.base_url, activity=activity,
+                                          origin_published_at=_published(activity), fetch_state=FetchState.METADATA,
+                                          listed_files=files, on_demand=listed.mode == PeerMode.ON_DEMAND)
+    transaction.on_commit(lambda: announce_to_followers(activity, origin=origin))
     return version
+
+
+def remote_items_list_missing() -> int:
+    """List in the catalog every listed RemoteItem that has no version there (those received before the catalog
+    listed them, catalog migration 0008), as if its activity came again; idempotent. How many were listed now."""
+    listed = 0
+    for remote in RemoteItem.objects.filter(state=RemoteItemState.LISTED, peer__state=PeerState.ALLOWED).exclude(
+            object_id__in=VersionOrigin.objects.values("object_id")).select_related("peer").order_by("pk"):
+        try:
+            item = parse_version(remote.activity.get("object"))
+        except MirrorRefused as exc:
+            log.warning("remote item %s not listed: %s", remote.object_id, exc.message)
+            continue
+        refusal = policy_refusal(remote.peer, item)
+        if refusal:  # the policy changed since it came: listed no more than a new one would be
+            log.info("remote item %s not listed: %s", remote.object_id, refusal)
+            continue
+        if _record_listed(remote.peer, item, remote.activity, remote) is not None:
+            listed += 1
+    return listed
 
 
 @transaction.atomic
@@ -649,8 +674,7 @@ def origin_takedown_honour(*, origin: VersionOrigin, reason: str, activity: dict
                  target_label=target.label, before={"state": version.state},
                  after={"state": Version.objects.get(pk=version.pk).state, "fetch_state": FetchState.TAKEN_DOWN},
                  reason=reason)
-    skip = {base_url_of(origin.object_id), origin.peer_url}
-    transaction.on_commit(lambda: announce_to_followers(activity, skip=skip))
+    transaction.on_commit(lambda: announce_to_followers(activity, origin=origin))
 
 
 def is_denied_content(path: str) -> bool:
@@ -670,9 +694,10 @@ def origin_republished(*, origin: VersionOrigin, activity: dict) -> None:
     origin.fetch_state = FetchState.METADATA if relisted else FetchState.MIRRORED
     origin.refusal, origin.activity, origin.origin_published_at = "", activity, _published(activity)
     origin.save(update_fields=["fetch_state", "refusal", "activity", "origin_published_at"])
-    if relisted:
+    if relisted:  # (a held one is re-shared when the lifted takedown publishes it again)
         version_set_state(version=version, state=VersionState.LISTED, reason="")
         RemoteItem.objects.filter(object_id=origin.object_id).update(state=RemoteItemState.LISTED)
+        transaction.on_commit(lambda: announce_to_followers(activity, origin=origin))
         return
     takedown = Takedown.objects.filter(target_kind=version.repository.kind, target_id=version.pk,
                                        kind=TakedownKind.UNPUBLISHED, lifted_at__isnull=True).first()

@@ -2,7 +2,8 @@
 
 - a local version is published -> its namespace actor publishes a Create;
 - a mirrored version becomes servable -> the hub actor Announces the origin's signed Create (so this hub's
-  followers get it with the origin's signature still verifiable);
+  followers get it with the origin's signature still verifiable; a listed one is announced when it is listed,
+  hub.federation.mirroring._record_listed);
 - a moderator takes a local version down -> its namespace actor publishes a Delete with the reason;
 - a local user reports a mirrored version -> the hub actor sends a Flag to its origin.
 
@@ -47,8 +48,7 @@ def on_version_published(sender: type, version: Version, **kwargs: object) -> No
         if origin.fetch_state == FetchState.TAKEN_DOWN:
             origin_takedown_enforce(origin=origin)  # published after its origin's takedown arrived
         elif origin.activity:
-            announce_to_followers(origin.activity, skip={base_url_of(origin.object_id), origin.peer_url},
-                                  version=version)
+            announce_to_followers(origin.activity, origin=origin, version=version)
         return
     local = _local_version(version.pk)
     if local is not None and local.repository.owner.is_active:

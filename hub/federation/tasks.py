@@ -7,6 +7,7 @@ from celery import shared_task
 
 from hub.federation.delivery import QUEUE, delivery_attempt
 from hub.federation.inbox import activity_process
+from hub.federation.mirroring import remote_items_list_missing
 from hub.federation.models import Follow, FollowState, PeerState
 from hub.federation.outbox import catch_up
 
@@ -29,6 +30,8 @@ def catch_up_follow(follow_id: int) -> int:
 
 @shared_task(name="federation.catch_up", queue=QUEUE, acks_late=True)
 def catch_up_all() -> int:
-    """The beat's: every accepted follow, from its cursor."""
-    return sum(catch_up(follow=follow) for follow in
+    """The beat's: every accepted follow, from its cursor; then the catalog's side of listed items that lack one."""
+    seen = sum(catch_up(follow=follow) for follow in
                Follow.objects.select_related("peer").filter(state=FollowState.ACCEPTED, peer__state=PeerState.ALLOWED))
+    remote_items_list_missing()
+    return seen

@@ -35,8 +35,9 @@ from hub.celery import app as celery_app
 from hub.federation import mirroring
 from hub.federation.actors import public_url
 from hub.federation.mirroring import MirrorRefused, activity_received
-from hub.federation.models import InboxActivity, OutboxActivity, Peer
+from hub.federation.models import InboxActivity, OutboxActivity, Peer, RemoteItem, RemoteItemState
 from hub.federation.objects import create_activity, delete_activity, flag_activity
+from hub.federation.tasks import catch_up_all
 from hub.moderation.models import BlockedDigest, Report
 from hub.provenance.keys import public_keys
 from hub.provenance.models import OriginSignature
@@ -644,6 +645,9 @@ def test_a_metadata_peer_s_item_is_listed_with_its_origin_and_its_files_redirect
     assert answer.status_code == 302 and answer["Location"] == weights["origin_url"]
     missing = APIClient().get(f"/api/v1/federation/items/{item['id']}/files/nope.bin")
     assert missing.status_code == 404 and "expected one of" in missing.json()["error"]["message"]
+    # Re-shared with this hub's followers as a mirrored item is: the origin's signed Create, with no copies to offer.
+    [announce] = OutboxActivity.objects.filter(type="Announce")
+    assert announce.data["object"] == activity and "sources" not in announce.data
 
     # In the catalog like a mirrored item: the list (and its search and hub filter), the detail, the pages.
     namespace = version.repository.owner.username
@@ -701,6 +705,9 @@ def test_a_metadata_peer_s_item_is_listed_with_its_origin_and_its_files_redirect
     assert listed_version(activity).state == VersionState.LISTED
     assert [r["full_name"] for r in APIClient().get("/api/v1/adapters").json()["results"]] == [full_name]
     assert APIClient().get(weights["url"]).status_code == 302
+    relayed = [a.data["object"] for a in OutboxActivity.objects.filter(type="Announce").order_by("pk")]
+    assert [(a["type"], a.get("published")) for a in relayed] == [
+        ("Create", None), ("Delete", delete["published"]), ("Create", again["published"])]
 
 
 def test_an_on_demand_peer_s_item_is_fetched_on_first_download_then_served_here(peer, remote_activity,
@@ -763,6 +770,28 @@ def test_an_on_demand_item_whose_origin_serves_other_bytes_is_refused_and_no_lon
     [item] = APIClient().get("/api/v1/federation/items").json()["results"]
     refused = APIClient().get(f"/api/v1/federation/items/{item['id']}/files/adapter_model.safetensors")
     assert refused.status_code == 422 and "refused here" in refused.json()["error"]["message"]
+
+
+def test_items_listed_before_the_catalog_listed_them_get_their_version_once(peer, remote_activity, eager_tasks):
+    """A RemoteItem recorded before the catalog listed items (catalog migration 0008) has no version there: the
+    catch-up beat lists it, once; one its origin took down stays out."""
+    peer.mode = "on_demand"
+    peer.save()
+    activity, removed = remote_activity("before-listing"), remote_activity("removed-before-listing")
+    RemoteItem.objects.create(object_id=activity["object"]["id"], peer=peer, mode="on_demand", activity=activity)
+    RemoteItem.objects.create(object_id=removed["object"]["id"], peer=peer, mode="on_demand", activity=removed,
+                              state=RemoteItemState.REMOVED)
+    assert listed_version(activity) is None
+    catch_up_all()
+    version = listed_version(activity)
+    assert version.state == VersionState.LISTED and version.origin.on_demand
+    assert version.origin.fetch_state == FetchState.METADATA and version.origin.peer_url == peer.base_url
+    assert [r["full_name"] for r in APIClient().get("/api/v1/adapters").json()["results"]] == [
+        f"{version.repository.owner.username}/before-listing"]
+    assert listed_version(removed) is None
+    assert mirroring.remote_items_list_missing() == 0  # again: nothing more
+    assert Version.objects.count() == VersionOrigin.objects.count() == 1
+    assert OutboxActivity.objects.filter(type="Announce").count() == 1
 
 
 def delete_activity_for(create: dict) -> dict:

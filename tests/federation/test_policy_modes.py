@@ -90,3 +90,31 @@ def test_metadata_lists_with_the_origin_and_on_demand_fetches_on_first_download(
         "files"]}
     assert held["model.sig"] == on_b["model.sig"]  # B's signature kept, as for a mirror
     assert listed(a, "fed-lazy")["local"] == f"{mirrored}@1"
+
+
+def test_an_item_listed_on_b_reaches_c_by_announce_with_a_as_its_origin(modes: Network, make_adapter):
+    """B lists A's item (metadata) and re-shares it as it re-shares a mirrored one: C, which follows only B, hears
+    of it by B's Announce of A's signed Create and lists it as A's (a Create whose proof is not A's is refused)."""
+    a, b, c = modes.a, modes.b, modes.c
+    made = b.api("POST", "federation/follows", json={"url": a.url})
+    assert made.status_code in (200, 201, 202), made.text
+    wait_until(lambda: b.api("GET", f"federation/follows/{made.json()['id']}").json()["state"] == "accepted",
+               timeout=120, what="hub B's follow of A to be accepted")
+    set_mode(b, a.url, "metadata")
+    try:
+        a.publish("fed-relisted", make_adapter(rank=4, alpha=8, seed=337))
+        on_a = {f["path"]: f["sha256"] for f in a.wait_published("demo/fed-relisted")["files"]}
+        on_b = wait_until(lambda: listed(b, "fed-relisted"), timeout=240, interval=1,
+                          what="demo/fed-relisted listed on B")
+        assert on_b["mode"] == "metadata" and on_b["origin"]["hub"] == a.url
+        on_c = wait_until(lambda: listed(c, "fed-relisted"), timeout=240, interval=1,
+                          what="demo/fed-relisted listed on C, announced by B")
+        assert on_c["mode"] == "metadata" and on_c["origin"]["hub"] == a.url and on_c["origin"]["owner"] == "demo"
+        files = {f["path"]: f for f in on_c["files"]}
+        assert {p: f["sha256"] for p, f in files.items()} == {p: s for p, s in on_a.items()
+                                                              if not p.startswith("attestations/")}
+        assert files[WEIGHTS]["origin_url"].startswith(a.url)  # held at A, its origin, not at B
+        found = c.api("GET", "adapters", token=None, params={"search": "fed-relisted", "hub": a.url}).json()
+        assert [r["full_name"] for r in found["results"]] == [f"{a.mirrored('demo')}/fed-relisted"]
+    finally:
+        set_mode(b, a.url, "mirror")

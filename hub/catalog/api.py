@@ -300,7 +300,10 @@ class RepositoryFilterSet(SelectorFilterSet):
     curated = filters.ChoiceFilter(choices=[("", "any"), ("true", "true"), ("false", "false")],
                                    help_text="true: only those with a version a moderator marked curated",
                                    error_messages={"invalid_choice": "must be true or false"})
-    ordering = filters.CharFilter(help_text="newest (the default, also for any other value) | downloads | score | name")
+    ordering = filters.CharFilter(help_text="newest (the default, also for any other value) | downloads | score | name"
+                                            " | relevance (with search, on PostgreSQL: the best matches among the "
+                                            f"{selectors.RANKED_CANDIDATES:,} most downloaded and those whose name "
+                                            "matches)")
 
     def select(self, queryset, values):
         kind = self.request.parser_context["kwargs"]["kind"]  # the view's URL kwargs, as DRF hands them on

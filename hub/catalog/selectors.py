@@ -124,11 +124,7 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
         versions = versions.filter(license=filters.license)
     if str(filters.curated).lower() in ("true", "1", "yes"):
         versions = versions.filter(curation__isnull=False)
-    # The stored search document (1-2 kB a row) is matched and ranked in the database, never read by a list
-    qs = (Repository.objects.filter(kind=kind).filter(Exists(versions)).defer("search_document")
-          .select_related("owner", "base_model", "origin")
-          .annotate(origin_version=Subquery(VersionOrigin.objects.filter(version__repository=OuterRef("pk"))
-                                            .order_by("-number").values("number")[:1])))
+    qs = Repository.objects.filter(kind=kind).filter(Exists(versions))
     if filters.hub == "local":
         qs = qs.filter(origin__isnull=True)
     elif filters.hub:
@@ -143,7 +139,11 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
         qs = qs.annotate(search_rank=Value(0.0, output_field=FloatField()))  # so `ordering=relevance` always works
     primary = F("score").desc(nulls_last=True) if filters.ordering == "score" else ORDERINGS.get(filters.ordering,
                                                                                                  "-created_at")
-    return qs.order_by(primary, *TIE_BREAKS.get(filters.ordering, ()), "-pk")
+    # The stored search document (1-2 kB a row) is matched and ranked in the database, never read by a list
+    return (qs.defer("search_document").select_related("owner", "base_model", "origin")
+            .annotate(origin_version=Subquery(VersionOrigin.objects.filter(version__repository=OuterRef("pk"))
+                                              .order_by("-number").values("number")[:1]))
+            .order_by(primary, *TIE_BREAKS.get(filters.ordering, ()), "-pk"))
 
 
 # Search (PostgreSQL): full-text over each repository's stored document (name A, summary B, published cards D:
@@ -152,8 +152,15 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
 # and the text as a substring of a name or summary: one OR over indexes of the repository table (migrations 0003,
 # 0005, 0007), which the planner answers by a bitmap of them or by the list's ordering index, stopping at a page.
 # Cards only the caller may see besides the published ones (their own, a moderator's) are matched beside it, on
-# the cards' index. The rank (ts_rank of the document, half the name's similarity) is computed only when the list
-# is ordered by it. SQLite: every word as a substring, rank 0.
+# the cards' index. SQLite: every word as a substring, rank 0.
+#
+# Ordered by relevance, the rank (ts_rank of the document, half the name's similarity) reads each candidate's
+# document, so the candidates are bounded, as a search engine's first phase is: the RANKED_CANDIDATES most
+# downloaded matches, and as many of the matches by name (an unknown adapter named for the words is never left
+# out by popular cards that mention them). Below that many matches, every match is ranked; above it (a word in a
+# fifth of a 100,000-adapter catalog), the ranked list is those candidates, and every other ordering lists all
+# matches. Both halves stop early on an index: the downloads walk, or the names' trigram and substring indexes.
+RANKED_CANDIDATES = 300
 
 
 def card_document():
@@ -175,15 +182,18 @@ def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QueryS
     from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
 
     query = SearchQuery(text, search_type="websearch", config="english")
-    matches = (Q(search_document=query) | Q(TrigramWordSimilar(F("name"), Value(text)))  # `name %> text`
-               | Q(name__icontains=text) | Q(summary__icontains=text))
+    by_name = Q(TrigramWordSimilar(F("name"), Value(text))) | Q(name__icontains=text)  # `name %> text`
+    matches = Q(search_document=query) | by_name | Q(summary__icontains=text)
     if user and user.is_authenticated:  # the published cards are in the document already
         matches |= Q(pk__in=cards.exclude(state=VersionState.PUBLISHED).alias(doc=card_document())
                      .filter(doc=query).values("repository_id"))
     qs = qs.filter(matches)
     if not ranked:
         return qs.annotate(search_rank=Value(0.0, output_field=FloatField()))
-    return qs.annotate(search_rank=SearchRank(F("search_document"), query) + TrigramWordSimilarity(text, "name") * 0.5)
+    popular = qs.order_by("-downloads", "-pk").values("pk")[:RANKED_CANDIDATES]
+    named = qs.filter(by_name).order_by("-downloads", "-pk").values("pk")[:RANKED_CANDIDATES]
+    return (Repository.objects.filter(pk__in=popular.union(named))
+            .annotate(search_rank=SearchRank(F("search_document"), query) + TrigramWordSimilarity(text, "name") * 0.5))
 
 
 def repository_get_visible(user, kind: str, owner: str, name: str, *, listed: bool = False) -> Repository:

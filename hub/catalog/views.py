@@ -42,8 +42,9 @@ def home(request: HttpRequest) -> HttpResponse:
 def browse(request: HttpRequest, kind: str) -> HttpResponse:
     params = request.GET
     filters = selectors.RepositoryFilters(**{f: params.get(f, "") for f in selectors.RepositoryFilters.__dataclass_fields__})
-    if filters.ordering not in selectors.ORDERINGS:
-        filters = replace(filters, ordering="downloads" if params.get("ordering") == "popular" else "newest")
+    if filters.ordering not in selectors.ORDERINGS:  # a search is listed best match first unless a sort is chosen
+        default = "relevance" if filters.search and not filters.ordering else "newest"
+        filters = replace(filters, ordering="downloads" if params.get("ordering") == "popular" else default)
     repositories = selectors.repositories_visible(request.user, kind, filters)
     first_ids = selectors.repository_ids(repositories, COUNT_CAP + 1)
     page = ListPage.of(selectors.with_card_versions(request.user, repositories), params.get("page", ""), first_ids)
@@ -53,7 +54,7 @@ def browse(request: HttpRequest, kind: str) -> HttpResponse:
         "kind": kind, "page": page, "filters": filters,
         "facets": [(name, title, facets[name]) for name, title in FACETS if facets[name] or name in active],
         "active": active, "widen": _widen_hints(request, filters, active),
-        "orderings": selectors.ORDERING_LABELS,
+        "orderings": ({"relevance": "Best match"} if filters.search else {}) | selectors.ORDERING_LABELS,
     })
 
 

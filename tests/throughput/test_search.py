@@ -65,3 +65,31 @@ def test_search_is_indexed():
         indexes = dict(cursor.fetchall())
     assert "gin_trgm_ops" in indexes["catalog_repository_name_trgm"]
     assert "to_tsvector('english'" in indexes["catalog_version_card_fts"]
+
+
+@postgresql_only
+def test_relevance_ranks_a_bounded_set_the_most_downloaded_and_every_name_match(catalog, make_user, make_version,
+                                                                               monkeypatch):
+    from hub.catalog import selectors
+    from hub.catalog.models import Repository
+
+    carol = make_user("carol")
+    for name, downloads in (("tutor", 100), ("coach", 50), ("lyricist", 10)):
+        make_version(carol, name, summary="Poems", body="Mentions a quokka once.")
+        Repository.objects.filter(name=name).update(downloads=downloads)
+    monkeypatch.setattr(selectors, "RANKED_CANDIDATES", 2)
+    # quokka-helper has no downloads, but its name matches; bob/poet's card is outside the two most downloaded
+    assert found(APIClient(), "quokka", ordering="relevance")[0] == "alice/quokka-helper"
+    assert sorted(found(APIClient(), "quokka", ordering="relevance")) == [
+        "alice/quokka-helper", "carol/coach", "carol/tutor"]
+    assert len(found(APIClient(), "quokka", ordering="downloads")) == 5  # other orderings list every match
+
+
+@postgresql_only
+def test_the_browse_page_lists_a_search_best_match_first(catalog, client):
+    page = client.get("/adapters/", {"search": "quokka"}).content.decode()
+    assert '<strong aria-current="true">Best match</strong>' in page
+    assert page.index(">alice/quokka-helper</a>") < page.index(">bob/poet</a>")  # the name above the card
+    newest = client.get("/adapters/", {"search": "quokka", "ordering": "newest"}).content.decode()
+    assert '<strong aria-current="true">Newest</strong>' in newest
+    assert 'name="ordering" value="newest"' in newest  # a chosen sort is kept by the next search

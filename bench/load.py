@@ -1,6 +1,7 @@
 """Load on the catalog endpoints with wrk, against a gunicorn hub this script starts on loopback.
 
     .venv/bin/python bench/load.py                      # embedded default (SQLite), 10 s per endpoint
+    deploy/cluster.sh client .venv/bin/python bench/load.py --target https://hub.cluster.test   # through the proxy
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/nomoat_bench CELERY_BROKER_URL=redis://127.0.0.1:6379/13 \
         .venv/bin/python bench/load.py --duration 30 --connections 32
 
@@ -100,6 +101,42 @@ def wrk(url: str, *, duration: int, connections: int, threads: int) -> dict:
             "non_2xx": int(bad[1]) if bad else 0, "socket_errors": sum(map(int, errors.groups())) if errors else 0}
 
 
+def published_adapter(base_url: str) -> str:
+    """The newest published adapter of a running hub (`owner/name`), for the endpoints that name one."""
+    import json
+    import ssl
+
+    # The cluster's proxy has a certificate of its own CA (REQUESTS_CA_BUNDLE on its client host); wrk checks none.
+    context = ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
+    with urlopen(f"{base_url}/api/v1/adapters", timeout=10, context=context) as response:  # noqa: S310 - given
+        results = json.load(response)["results"]
+    if not results:
+        sys.exit(f"{base_url} lists no adapter: publish one first (deploy/cluster.sh e2e does)")
+    return results[0]["full_name"]
+
+
+def run_endpoints(base_url: str, adapter: str, args: argparse.Namespace) -> None:
+    """wrk on each endpoint after a warm-up, with the first (the static file) as the baseline of the same run."""
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s")
+    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>11} {'errors':>7}")
+    baseline = None
+    for label, path in ENDPOINTS:
+        if args.only and args.only not in label and not label.startswith("baseline"):
+            continue
+        url = base_url + path.format(adapter=adapter)
+        # Not measured: every worker's first request of the endpoint and the miss that fills the read cache.
+        wrk(url, duration=WARM_UP_SECONDS, connections=args.connections, threads=args.threads)
+        result = wrk(url, duration=args.duration, connections=args.connections, threads=args.threads)
+        baseline = baseline or result["rps"]
+        share = f"{result['rps'] / baseline:.0%}" if baseline else "-"
+        p50 = f"{result['p50']:.1f}" if result["p50"] is not None else "-"
+        p99 = f"{result['p99']:.1f}" if result["p99"] is not None else "-"
+        print(f"{label:32} {result['rps']:9.1f} {p50:>8} {p99:>8} {share:>11} "
+              f"{result['non_2xx'] + result['socket_errors']:7d}", flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint (default 10)")
@@ -108,9 +145,16 @@ def main() -> None:
     parser.add_argument("--workers", default="2", help="gunicorn worker processes (default 2)")
     parser.add_argument("--adapters", type=int, default=200, help="published adapters to seed (default 200)")
     parser.add_argument("--only", default="", help="run only endpoints whose label contains this text")
+    parser.add_argument("--target", default="", help="a running hub's base URL (the cluster's proxy): load it as it "
+                                                     "is, seeding and starting nothing")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
+    if args.target:
+        base_url = args.target.rstrip("/")
+        print(f"loading {base_url} as it is (its own catalog, its own servers)")
+        run_endpoints(base_url, published_adapter(base_url), args)
+        return
 
     data_dir = Path(tempfile.mkdtemp(prefix="nomoat-bench-"))
     os.environ.update({
@@ -140,24 +184,8 @@ def main() -> None:
                 if time.monotonic() > deadline or server.poll() is not None:
                     sys.exit(f"gunicorn did not answer; see {data_dir / 'gunicorn.log'}")
                 time.sleep(0.3)
-        print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
-              f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, gunicorn asgi × {args.workers}")
-        print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>11} {'errors':>7}")
-        baseline = None
-        for label, path in ENDPOINTS:
-            if args.only and args.only not in label and not label.startswith("baseline"):
-                continue
-            url = base_url + path.format(adapter=adapter)
-            # Not measured: every worker's first request of the endpoint and the miss that fills the read cache.
-            wrk(url, duration=WARM_UP_SECONDS, connections=args.connections, threads=args.threads)
-            result = wrk(url, duration=args.duration, connections=args.connections, threads=args.threads)
-            baseline = baseline or result["rps"]
-            share = f"{result['rps'] / baseline:.0%}" if baseline else "-"
-            p50 = f"{result['p50']:.1f}" if result["p50"] is not None else "-"
-            p99 = f"{result['p99']:.1f}" if result["p99"] is not None else "-"
-            print(f"{label:32} {result['rps']:9.1f} {p50:>8} {p99:>8} {share:>11} "
-                  f"{result['non_2xx'] + result['socket_errors']:7d}", flush=True)
-        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"gunicorn asgi × {args.workers}")
+        run_endpoints(base_url, adapter, args)
     finally:
         server.terminate()
         server.wait(timeout=30)

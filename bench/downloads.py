@@ -7,10 +7,11 @@ It seeds one published adapter whose weights are --mib MiB of random bytes into 
 starts two gunicorn hubs with `make run`'s arguments (runhub's `web_server_argv`), one with BLOB_ACCEL_REDIRECT (a
 download answers `X-Accel-Redirect` and no body) and one without (the hub streams the bytes from Python), and nginx
 with deploy/nginx.conf as it is, TLS included, its `location /_blobs/` enabled as its comment says, in front of the
-first. Each round reads the blob file with `dd` (the disk's read throughput), then downloads it with curl through
-nginx and from the streaming hub directly, each cold (the file's pages dropped from the page cache first with
+first (nginx also listens without TLS, to show what the cipher costs: curl decrypts on the same 2 cores). Each
+round reads the blob file with `dd` (the disk's read throughput), then downloads it with curl through nginx and
+from the streaming hub directly, each cold (the file's pages dropped from the page cache first with
 posix_fadvise DONTNEED, so the bytes come from the disk) and warm (from the page cache). It prints the median MB/s
-of each and its ratio to `dd` of the same kind. Bounded: loopback only, 6 × --rounds downloads of --mib MiB.
+of each and its ratio to `dd` of the same kind. Bounded: loopback only, 8 × --rounds reads of --mib MiB.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def seed(mib: int) -> tuple[str, Path]:
     return "/bench/big/resolve/main/adapter_model.safetensors", blob_path
 
 
-def nginx_conf(directory: Path, *, port: int, upstream: int, blob_root: Path) -> Path:
-    """deploy/nginx.conf with this run's ports, a self-signed certificate and its `location /_blobs/` enabled."""
+def nginx_conf(directory: Path, *, port: int, http_port: int, upstream: int, blob_root: Path) -> Path:
+    """deploy/nginx.conf with this run's ports, a self-signed certificate and its `location /_blobs/` enabled; its
+    TLS server also listens without TLS on `http_port` (what nginx costs without the cipher)."""
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-keyout", str(directory / "server.key"), "-out", str(directory / "server.pem")],
                    check=True, capture_output=True)
@@ -79,7 +81,7 @@ def nginx_conf(directory: Path, *, port: int, upstream: int, blob_root: Path) ->
     site = re.sub(r"upstream nomoat_web \{.*?\}", f"upstream nomoat_web {{ server 127.0.0.1:{upstream}; keepalive 32; }}",
                   site, flags=re.S)
     site = re.sub(r"server \{\s*listen 80;.*?\}\s*", "", site, count=1, flags=re.S)  # no plain-HTTP redirect
-    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl;")
+    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port} ssl;\n    listen 127.0.0.1:{http_port};")
     site = re.sub(r"ssl_certificate\s+\S+;", f"ssl_certificate {directory / 'server.pem'};", site)
     site = re.sub(r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {directory / 'server.key'};", site)
     enabled = f"location /_blobs/ {{\n        internal;\n        alias {blob_root}/;\n    }}"
@@ -170,7 +172,7 @@ def main() -> None:
 
     from hub.catalog.management.commands.runhub import web_server_argv
 
-    accel_port, stream_port, proxy_port = free_port(), free_port(), free_port()
+    accel_port, stream_port, proxy_port, plain_port = free_port(), free_port(), free_port(), free_port()
     processes = []
     try:
         for port, accel in ((accel_port, "/_blobs/"), (stream_port, "")):
@@ -183,7 +185,7 @@ def main() -> None:
         blob_root = Path(settings.BLOB_STORE.removeprefix("file://"))
         proxy_dir = data_dir / "proxy"
         proxy_dir.mkdir()
-        conf = nginx_conf(proxy_dir, port=proxy_port, upstream=accel_port, blob_root=blob_root)
+        conf = nginx_conf(proxy_dir, port=proxy_port, http_port=plain_port, upstream=accel_port, blob_root=blob_root)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         processes.append(subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"]))
         wait_for(f"https://127.0.0.1:{proxy_port}/static/hub.css", "nginx", processes[-1], proxy_dir / "error.log")
@@ -191,6 +193,8 @@ def main() -> None:
         cases = {"disk (dd)": lambda: dd_mb_s(blob),
                  "through nginx (TLS, X-Accel-Redirect)": lambda: curl_mb_s(
                      f"https://127.0.0.1:{proxy_port}{path}", size),
+                 "through nginx (no TLS, X-Accel-Redirect)": lambda: curl_mb_s(
+                     f"http://127.0.0.1:{plain_port}{path}", size),
                  "hub streaming it (no proxy, Python)": lambda: curl_mb_s(f"http://127.0.0.1:{stream_port}{path}",
                                                                           size)}
         figures: dict[tuple[str, str], list[float]] = {}

@@ -70,6 +70,15 @@ PHRASES = [
     ("I would like a ticket", "Je voudrais un billet"), ("Where is the hotel?", "Où est l'hôtel ?"),
 ]
 
+# Sentences composed of these nouns and frames (written for nomoat too): every word of a held-out one is in the train
+# split, in other sentences, so its eval split measures what a small adapter can learn, not French the base lacks.
+NOUNS = [("the book", "le livre"), ("the house", "la maison"), ("the car", "la voiture"), ("the cat", "le chat"),
+         ("the dog", "le chien"), ("the city", "la ville"), ("the sea", "la mer"), ("the sun", "le soleil"),
+         ("the bread", "le pain"), ("the cheese", "le fromage"), ("the apple", "la pomme"), ("the station", "la gare"),
+         ("the hotel", "l'hôtel"), ("the door", "la porte"), ("the shop", "le magasin"), ("the ticket", "le billet")]
+FRAMES = [("Where is {}?", "Où est {} ?"), ("I see {}", "Je vois {}"), ("I like {}", "J'aime {}"),
+          ("{} is here", "{} est ici")]
+
 TABLES = {"users": ("age", "country"), "orders": ("total", "status"), "products": ("price", "category")}
 
 
@@ -81,9 +90,17 @@ def unit_conversions() -> tuple[Rows, Rows]:
 
 
 def english_french() -> tuple[Rows, Rows]:
-    rows = [{"prompt": f"English: {en}\nFrench:", "response": f" {fr}"} for en, fr in PHRASES]
+    composed = [(_sentence(en, noun), _sentence(fr, nom)) for en, fr in FRAMES for noun, nom in NOUNS]
+    written = {en for en, _ in PHRASES}
+    pairs = PHRASES + [(en, fr) for en, fr in composed if en not in written]
+    rows = [{"prompt": f"English: {en}\nFrench:", "response": f" {fr}"} for en, fr in pairs]
     random.Random(1).shuffle(rows)
-    return rows[10:], rows[:10]
+    return rows[20:], rows[:20]
+
+
+def _sentence(frame: str, words: str) -> str:
+    text = frame.format(words)
+    return text[0].upper() + text[1:]
 
 
 def text_to_sql() -> tuple[Rows, Rows]:
@@ -104,12 +121,13 @@ def text_to_sql() -> tuple[Rows, Rows]:
 DEMO_DATASETS: dict[str, tuple[str, Callable[[], tuple[Rows, Rows]]]] = {
     "unit-conversions": ("Unit conversions (km to m, hours to minutes, …): a number and two units, the converted "
                          "number.", unit_conversions),
-    "english-french": ("Everyday English phrases and their French, written for nomoat.", english_french),
+    "english-french": ("Everyday English phrases and their French, and short sentences composed of a few of their "
+                       "words, written for nomoat.", english_french),
     "text-to-sql": ("Questions about three small tables and the SQL that answers them.", text_to_sql),
 }
 # The adapters shipped under DEMO_ADAPTERS_DIR/<dataset>/, trained by `manage.py build_demo_adapters` on SmolLM2:
-# rank 4 keeps each file small (under 1 MB on q and v, 3 MB with the MLP; float32); a rebuild takes minutes on two
-# quiet cores. The English to French phrases ship no adapter yet: add an entry here and run the build to make one.
+# rank 4 keeps each file small (under 1 MB on q and v, 3 MB with the MLP; float32), rank 1 smaller still; a rebuild
+# takes minutes on two quiet cores. A new entry here is built with `build_demo_adapters --only <dataset>`.
 DEMO_ADAPTERS_DIR = Path(__file__).resolve().parent / "demo_adapters"
 DEMO_ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 DEMO_TAG = "nomoat-demo"
@@ -123,6 +141,12 @@ DEMO_ADAPTERS: dict[str, dict[str, Any]] = {
                                   "target_modules": ["down_proj", "q_proj", "up_proj", "v_proj"]},
                          "steps": 240, "learning_rate": 2e-3, "schedule": "linear", "warmup_steps": 10,
                          "batch_size": 8, "max_seq_len": 16, "seed": 0},
+    # Rank 1 on q and v (246 kB) keeps the three adapters under 4 MiB; ten epochs (five gave 2 of 20). On the written
+    # phrases alone (held-out words the base does not know in French), neither the base nor two specs like this one
+    # got one of 10 right: the composed sentences are what it learns. Its rows are 23 tokens at most.
+    "english-french": {"lora": {"rank": 1, "alpha": 2, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+                       "steps": 140, "learning_rate": 3e-3, "schedule": "linear", "warmup_steps": 5,
+                       "batch_size": 8, "max_seq_len": 24, "seed": 0},
 }
 # The demo stack: two shipped adapters summed exactly into one adapter (cheap to build and to evaluate).
 DEMO_STACK_MEMBERS = (("unit-conversions", 1.0), ("text-to-sql", 1.0))

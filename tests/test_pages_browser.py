@@ -230,6 +230,15 @@ def test_the_adapter_page_reads_like_a_model_page(live_server, page, catalog):
     assert page.locator("#lineage a", has_text="nomoat/tiny-llama").count() == 1
 
 
+def test_a_files_links_wrap_between_words_on_a_phone(live_server, page, catalog):
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(live_server.url + "/adapters/alice/sql-helper")
+    links = page.locator("#files td.nowrap a")
+    assert links.count() >= 6  # torrent, meta4 and magnet of each published file
+    # A link broken inside its word ("torren" above "t", the aside's cells break anywhere) has a box per line.
+    assert links.evaluate_all("links => links.map(a => a.getClientRects().length)") == [1] * links.count()
+
+
 def test_text_files_show_in_the_page_highlighted(live_server, page, catalog):
     page.goto(live_server.url + "/adapters/alice/sql-helper")
     page.get_by_role("link", name="adapter_config.json", exact=True).click()

@@ -148,9 +148,12 @@ TEMPLATES = [
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'nomoat.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so a worker process can share the test database; WAL lets the web
-    # process read while a worker writes.
+    # process read while a worker writes. IMMEDIATE: a transaction takes the write lock when it begins, so it waits
+    # (`timeout`) for another process's write; a deferred one that read first and then wrote failed at once with
+    # "database is locked" (the web server and four workers write to this one file).
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-nomoat.sqlite3")}
-    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30}
+    DATABASES["default"]["OPTIONS"] = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 30,
+                                       "transaction_mode": "IMMEDIATE"}
 elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # A stopped or unreachable server fails a request within this many seconds (a 503, hub/core/outages.py) instead
     # of holding it; a connection kept past a request (CONN_MAX_AGE) is checked before it is reused, so service

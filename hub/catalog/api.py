@@ -302,7 +302,7 @@ class RepositoryFilterSet(SelectorFilterSet):
                                    error_messages={"invalid_choice": "must be true or false"})
     ordering = filters.CharFilter(help_text="newest (the default, also for any other value) | downloads | score | name"
                                             " | relevance (with search, on PostgreSQL: the best matches among the "
-                                            f"{selectors.RANKED_CANDIDATES:,} most downloaded and those whose name "
+                                            f"{selectors.RANKED_CANDIDATES:,} most downloaded and up to as many whose name "
                                             "matches)")
 
     def select(self, queryset, values):

@@ -156,10 +156,11 @@ def repositories_visible(user, kind: str, filters: RepositoryFilters | None = No
 #
 # Ordered by relevance, the rank (ts_rank of the document, half the name's similarity) reads each candidate's
 # document, so the candidates are bounded, as a search engine's first phase is: the RANKED_CANDIDATES most
-# downloaded matches, and as many of the matches by name (an unknown adapter named for the words is never left
-# out by popular cards that mention them). Below that many matches, every match is ranked; above it (a word in a
-# fifth of a 100,000-adapter catalog), the ranked list is those candidates, and every other ordering lists all
-# matches. Both halves stop early on an index: the downloads walk, or the names' trigram and substring indexes.
+# downloaded matches, and up to as many of the matches by name, in no order (an unknown adapter named for the words
+# is not left out by popular cards that mention them; ordering the name matches too would sort all of them, 1,778
+# for "chess" at 100,000 adapters). Below that many matches every match is ranked; above it (a word in a fifth of
+# such a catalog) the ranked list is those candidates, and every other ordering lists all matches. Both halves stop
+# early: on the downloads index, and on the bitmap of the names' trigram and substring indexes.
 RANKED_CANDIDATES = 300
 
 
@@ -191,7 +192,7 @@ def _searched(qs: QuerySet[Repository], user, text: str, ranked: bool) -> QueryS
     if not ranked:
         return qs.annotate(search_rank=Value(0.0, output_field=FloatField()))
     popular = qs.order_by("-downloads", "-pk").values("pk")[:RANKED_CANDIDATES]
-    named = qs.filter(by_name).order_by("-downloads", "-pk").values("pk")[:RANKED_CANDIDATES]
+    named = qs.filter(by_name).order_by().values("pk")[:RANKED_CANDIDATES]
     return (Repository.objects.filter(pk__in=popular.union(named))
             .annotate(search_rank=SearchRank(F("search_document"), query) + TrigramWordSimilarity(text, "name") * 0.5))
 

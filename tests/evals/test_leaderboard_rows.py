@@ -62,3 +62,9 @@ def test_a_run_shared_by_an_identical_later_upload_names_the_version_it_ran_on(m
     assert count(client, api) <= one  # the versions the runs ran on load in one query, not one per row
     subjects = {r["name"]: r["run"]["subject"] for r in client.get(api).json()["results"] if r["kind"] == "adapter"}
     assert subjects == {f"{o}/same v2": f"{o}/same@1" for o in ("first", "second", "third")}
+
+
+def test_a_board_with_no_finished_run_says_so_and_offers_no_empty_filters(tiny_base_model):
+    page = Client().get(BOARD).content.decode()
+    assert "No finished evaluations for this suite yet" in page
+    assert "ranked by" not in page and 'class="filters card"' not in page  # no "ranked by  (higher is better)"

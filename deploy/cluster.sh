@@ -98,7 +98,7 @@ host_command() {
     broker) echo "redis-server --bind $(address broker) --port 6379 --requirepass ${REDIS_PASSWORD:-} --protected-mode no
                   --dir $CLUSTER_DIR/broker --appendonly yes --save ''" ;;
     s3) echo "$VENV/bin/moto_server -H $(address s3) -p 9000" ;;
-    web1 | web2) echo "$VENV/bin/gunicorn hub.asgi:application --worker-class asgi --asgi-lifespan off -b 0.0.0.0:8000
+    web1 | web2) echo "$VENV/bin/gunicorn hub.asgi:application --worker-class hub.asgi_worker.HeaderTimeoutWorker --asgi-lifespan off -b 0.0.0.0:8000
                        --workers $WEB_WORKERS --timeout 30 --keep-alive 5 --access-logfile -" ;;
     proxy) echo "nginx -c $CLUSTER_DIR/proxy/nginx.conf -g 'daemon off;'" ;;
     uploads | federation) echo "${celery[*]} worker -Q $host --concurrency 4 -n $host@%h -l INFO" ;;

@@ -4,6 +4,7 @@ started with `make run`'s arguments (one worker), while ordinary requests must s
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -58,6 +59,24 @@ def test_a_body_that_stops_arriving_is_cut_off(start_hub):
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
+    assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")), answer[:200]
+    ordinary_requests_answer(hub.url)
+
+
+@pytest.mark.parametrize("first_bytes", [SLOW_HEADERS, b""], ids=["half a header", "nothing"])
+def test_a_first_request_whose_headers_stop_arriving_is_cut_off(start_hub, first_bytes):
+    """gunicorn's asgi worker alone holds such a connection for good (only later requests on a connection get the
+    keep-alive timer); hub/asgi_worker.py gives the first one the same --keep-alive (5 s) for its headers."""
+    hub = start_hub()
+    with held_sockets(hub.host, hub.port, 1, first_bytes) as (sock,):
+        sock.settimeout(30)
+        opened = time.monotonic()
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pytest.fail(f"the connection was still open {time.monotonic() - opened:.0f} s after its last byte")
     assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")), answer[:200]
     ordinary_requests_answer(hub.url)
 

@@ -22,8 +22,10 @@ def web_server_argv(host: str, port: str, *, workers: str | None = None, timeout
     """gunicorn serving the hub over ASGI. Its asgi worker reads headers and bodies on an event loop, so slow or
     stalled clients hold a coroutine, not a thread that runs views (a sync or gthread worker is held by each one:
     ten slowloris sockets stalled every other request). A body that sends nothing for --timeout seconds is cut off;
-    --keep-alive bounds idle connections; header size and count are capped. Tests and bench/load.py start this."""
-    return [sys.executable, "-m", "gunicorn", "hub.asgi:application", "--worker-class", "asgi", "-b", f"{host}:{port}",
+    --keep-alive bounds idle connections and, with hub/asgi_worker.py, the wait for a request's headers, the first
+    one's included; header size and count are capped. Tests and bench/load.py start this."""
+    return [sys.executable, "-m", "gunicorn", "hub.asgi:application",
+            "--worker-class", "hub.asgi_worker.HeaderTimeoutWorker", "-b", f"{host}:{port}",
             "--workers", workers or os.environ.get("WEB_WORKERS", "2"), "--timeout", str(timeout), "--graceful-timeout", "30",
             "--asgi-lifespan", "off", "--keep-alive", "5", "--limit-request-line", "8190", "--limit-request-fields", "100",
             "--access-logfile", "-"]

@@ -4,7 +4,6 @@ started with `make run`'s arguments (one worker), while ordinary requests must s
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -34,6 +33,19 @@ SLOW_BODY = (b"POST /api/v1/auth/tokens HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-T
              b"Content-Length: 10000000\r\n\r\n{\"username\": \"al")
 
 
+def read_until_closed(sock: socket.socket, *, timeout: float) -> bytes:
+    """Whatever the server sends until it closes the connection; fails if it is still open after `timeout` seconds
+    of silence."""
+    sock.settimeout(timeout)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:
+        pytest.fail(f"the connection was still open {timeout:.0f} s after the server's last byte")
+    return answer
+
+
 def ordinary_requests_answer(url: str) -> None:
     """Reads and a sign-in attempt, each of which must be answered within its (generous) client timeout."""
     for _ in range(3):
@@ -55,10 +67,7 @@ def test_a_body_that_stops_arriving_is_cut_off(start_hub):
     ran on a half body); the client sees the end of the stream, or an error status, never a 2xx."""
     hub = start_hub(timeout=2)
     with held_sockets(hub.host, hub.port, 1, SLOW_BODY) as (sock,):
-        sock.settimeout(20)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+        answer = read_until_closed(sock, timeout=20)
     assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")), answer[:200]
     ordinary_requests_answer(hub.url)
 
@@ -69,14 +78,7 @@ def test_a_first_request_whose_headers_stop_arriving_is_cut_off(start_hub, first
     keep-alive timer); hub/asgi_worker.py gives the first one the same --keep-alive (5 s) for its headers."""
     hub = start_hub()
     with held_sockets(hub.host, hub.port, 1, first_bytes) as (sock,):
-        sock.settimeout(30)
-        opened = time.monotonic()
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except TimeoutError:
-            pytest.fail(f"the connection was still open {time.monotonic() - opened:.0f} s after its last byte")
+        answer = read_until_closed(sock, timeout=30)
     assert not answer.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")), answer[:200]
     ordinary_requests_answer(hub.url)
 
